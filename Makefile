@@ -1,0 +1,66 @@
+# AI Nutrition-Pro edge: ngx_mealapi_module + ngx_controlplane_module.
+#   make demo   everything running, with example requests printed
+#   make test   the test suite (real nginx, PostgreSQL, TLS)
+
+SHELL := /bin/sh
+TOP := $(CURDIR)
+
+PACKAGES := nginx nginx-dev gcc make libc6-dev libssl-dev libpq-dev \
+	libjansson-dev libpcre2-dev postgresql postgresql-client openssl curl \
+	libtest-base-perl libtext-diff-perl wrk perl
+
+NGINX ?= /usr/sbin/nginx
+
+export TEST_NGINX_BINARY ?= $(NGINX)
+export TEST_NGINX_MODULES := $(TOP)/build/modules
+export TEST_NGINX_PKI := $(TOP)/build/pki
+export TEST_NGINX_PG_DIR := $(TOP)/build/pg
+export TEST_NGINX_PG_PORT := 15432
+export TEST_NGINX_SQL := $(TOP)/sql
+export TEST_NGINX_TOP := $(TOP)
+
+.PHONY: all deps build pki db test demo stop clean bench
+
+all: build
+
+deps:
+	@missing=$$(for p in $(PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	        | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then \
+	        echo "deps: installing" $$missing; \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	            --no-install-recommends $$missing >build-deps.log 2>&1 \
+	        || { cat build-deps.log; exit 1; }; rm -f build-deps.log; \
+	    else \
+	        echo "deps: missing packages; run:"; \
+	        echo "  sudo apt-get install -y" $$missing; exit 1; \
+	    fi; \
+	fi
+
+build: deps
+	@./scripts/build.sh
+
+pki:
+	@./scripts/pki.sh >/dev/null
+
+db: pki
+	@./scripts/pg.sh migrate
+
+test: build db
+	@rm -rf t/servroot
+	prove -I t/lib -I . -r t
+
+demo: build db
+	@./scripts/demo.sh start
+
+stop:
+	@./scripts/demo.sh stop
+	@./scripts/pg.sh stop
+
+bench: build db
+	@./bench/run.sh
+
+clean: stop
+	rm -rf build t/servroot

@@ -1,0 +1,49 @@
+
+/*
+ * JSON responses and RFC 9457 problem documents, shared by both modules.
+ * Hidden symbols: see ngx_pgasync.h.
+ */
+
+
+#ifndef _NGX_NUTRIPRO_PROBLEM_H_INCLUDED_
+#define _NGX_NUTRIPRO_PROBLEM_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <jansson.h>
+
+
+#pragma GCC visibility push(hidden)
+
+
+#define NGX_NUTRIPRO_PROBLEM_BASE  "https://nutripro.example/problems/"
+
+
+/* sends doc (a reference is stolen) with the status; returns for a handler */
+ngx_int_t ngx_nutripro_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *doc, ngx_str_t *content_type);
+
+/* sends a complete body in b */
+ngx_int_t ngx_nutripro_send_buf(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_buf_t *b, ngx_str_t *content_type);
+
+/*
+ * Sends a problem document: type is NGX_NUTRIPRO_PROBLEM_BASE + slug;
+ * extra (stolen, may be NULL) adds members such as "errors".
+ */
+ngx_int_t ngx_nutripro_problem(ngx_http_request_t *r, ngx_uint_t status,
+    const char *slug, const char *title, const char *detail, json_t *extra);
+
+/* Retry-After: seconds */
+ngx_int_t ngx_nutripro_retry_after(ngx_http_request_t *r, time_t seconds);
+
+/* json_t released with the request pool */
+ngx_int_t ngx_nutripro_json_cleanup(ngx_pool_t *pool, json_t *json);
+
+
+#pragma GCC visibility pop
+
+
+#endif /* _NGX_NUTRIPRO_PROBLEM_H_INCLUDED_ */

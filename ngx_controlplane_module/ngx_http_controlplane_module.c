@@ -1,0 +1,759 @@
+
+/*
+ * ngx_controlplane_module: directives, the route table, and the glue
+ * between a request and an asynchronous PostgreSQL query.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_controlplane_module.h"
+
+
+static ngx_int_t ngx_http_controlplane_handler(ngx_http_request_t *r);
+static ngx_http_controlplane_route_t *ngx_http_controlplane_route(
+    ngx_http_request_t *r, ngx_http_controlplane_ctx_t *ctx,
+    ngx_uint_t *allow);
+static ngx_int_t ngx_http_controlplane_not_allowed(ngx_http_request_t *r,
+    ngx_uint_t allow);
+static void ngx_http_controlplane_answered(ngx_pgasync_op_t *op);
+static void ngx_http_controlplane_cleanup(void *data);
+static void ngx_http_controlplane_pqclear(void *data);
+static ngx_int_t ngx_http_controlplane_db_error(ngx_http_request_t *r,
+    ngx_pgasync_op_t *op);
+
+static ngx_int_t ngx_http_controlplane_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+static ngx_int_t ngx_http_controlplane_add_variables(ngx_conf_t *cf);
+static void *ngx_http_controlplane_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_controlplane_init_main_conf(ngx_conf_t *cf,
+    void *conf);
+static void *ngx_http_controlplane_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_controlplane_merge_loc_conf(ngx_conf_t *cf,
+    void *parent, void *child);
+static char *ngx_http_controlplane_database(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_controlplane_api(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_controlplane_query_cmd(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_controlplane_init_process(ngx_cycle_t *cycle);
+static void ngx_http_controlplane_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_num_bounds_t  ngx_http_controlplane_page_bounds = {
+    ngx_conf_check_num_bounds, 1, 1000
+};
+
+
+static ngx_command_t  ngx_http_controlplane_commands[] = {
+
+    { ngx_string("controlplane_database"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_BLOCK|NGX_CONF_TAKE1,
+      ngx_http_controlplane_database,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("controlplane_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_controlplane_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("controlplane_query"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_controlplane_query_cmd,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("controlplane_page_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_controlplane_loc_conf_t, max_page),
+      &ngx_http_controlplane_page_bounds },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_controlplane_module_ctx = {
+    ngx_http_controlplane_add_variables,    /* preconfiguration */
+    NULL,                                   /* postconfiguration */
+
+    ngx_http_controlplane_create_main_conf, /* create main configuration */
+    ngx_http_controlplane_init_main_conf,   /* init main configuration */
+
+    NULL,                                   /* create server configuration */
+    NULL,                                   /* merge server configuration */
+
+    ngx_http_controlplane_create_loc_conf,  /* create location configuration */
+    ngx_http_controlplane_merge_loc_conf    /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_controlplane_module = {
+    NGX_MODULE_V1,
+    &ngx_http_controlplane_module_ctx,      /* module context */
+    ngx_http_controlplane_commands,         /* module directives */
+    NGX_HTTP_MODULE,                        /* module type */
+    NULL,                                   /* init master */
+    NULL,                                   /* init module */
+    ngx_http_controlplane_init_process,     /* init process */
+    NULL,                                   /* init thread */
+    NULL,                                   /* exit thread */
+    ngx_http_controlplane_exit_process,     /* exit process */
+    NULL,                                   /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_controlplane_route_t  ngx_http_controlplane_routes[] = {
+
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, ngx_string("/api/v1/health"),
+      ngx_http_controlplane_health },
+
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, ngx_string("/api/v1/plans"),
+      ngx_http_controlplane_plans_list },
+
+    { 0, ngx_null_string, NULL }
+};
+
+
+#define NGX_HTTP_CONTROLPLANE_VAR_WAIT    0
+#define NGX_HTTP_CONTROLPLANE_VAR_TIME    1
+#define NGX_HTTP_CONTROLPLANE_VAR_STATUS  2
+
+static ngx_http_variable_t  ngx_http_controlplane_vars[] = {
+
+    { ngx_string("controlplane_db_wait"), NULL,
+      ngx_http_controlplane_variable, NGX_HTTP_CONTROLPLANE_VAR_WAIT,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("controlplane_db_time"), NULL,
+      ngx_http_controlplane_variable, NGX_HTTP_CONTROLPLANE_VAR_TIME,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("controlplane_db_status"), NULL,
+      ngx_http_controlplane_variable, NGX_HTTP_CONTROLPLANE_VAR_STATUS,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_int_t
+ngx_http_controlplane_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                          rc;
+    ngx_uint_t                         allow;
+    ngx_http_controlplane_ctx_t       *ctx;
+    ngx_http_controlplane_route_t     *route;
+    ngx_http_controlplane_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_controlplane_module);
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_controlplane_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_controlplane_module);
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (clcf->query_db) {
+        return ngx_http_controlplane_fixed_query(r, ctx);
+    }
+
+    route = ngx_http_controlplane_route(r, ctx, &allow);
+
+    if (route == NULL) {
+        if (allow) {
+            return ngx_http_controlplane_not_allowed(r, allow);
+        }
+
+        return ngx_nutripro_problem(r, NGX_HTTP_NOT_FOUND, "not-found",
+                                    "Not Found",
+                                    "no such resource", NULL);
+    }
+
+    return route->handler(r, ctx);
+}
+
+
+/* method + path -> route; "{}" in a route matches one non-empty segment */
+
+static ngx_http_controlplane_route_t *
+ngx_http_controlplane_route(ngx_http_request_t *r,
+    ngx_http_controlplane_ctx_t *ctx, ngx_uint_t *allow)
+{
+    u_char                         *p, *last, *s, *send;
+    ngx_uint_t                      nseg;
+    ngx_http_controlplane_route_t  *route;
+
+    *allow = 0;
+
+    for (route = ngx_http_controlplane_routes; route->handler; route++) {
+
+        p = route->path.data;
+        last = p + route->path.len;
+        s = r->uri.data;
+        send = s + r->uri.len;
+        nseg = 0;
+
+        while (p < last && s < send) {
+            if (p + 1 < last && p[0] == '{' && p[1] == '}') {
+                if (nseg == 4) {
+                    break;
+                }
+
+                ctx->segments[nseg].data = s;
+
+                while (s < send && *s != '/') {
+                    s++;
+                }
+
+                ctx->segments[nseg].len = s - ctx->segments[nseg].data;
+
+                if (ctx->segments[nseg].len == 0) {
+                    break;
+                }
+
+                nseg++;
+                p += 2;
+                continue;
+            }
+
+            if (*p != *s) {
+                break;
+            }
+
+            p++;
+            s++;
+        }
+
+        if (p != last || s != send) {
+            continue;
+        }
+
+        if (route->methods & r->method) {
+            return route;
+        }
+
+        *allow |= route->methods;
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_controlplane_not_allowed(ngx_http_request_t *r, ngx_uint_t allow)
+{
+    u_char           *p;
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, sizeof("GET, HEAD, POST, PUT, PATCH, DELETE"));
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+    ngx_str_set(&h->key, "Allow");
+    h->value.data = p;
+
+    if (allow & NGX_HTTP_GET) {
+        p = ngx_cpymem(p, "GET, HEAD, ", 11);
+    }
+
+    if (allow & NGX_HTTP_POST) {
+        p = ngx_cpymem(p, "POST, ", 6);
+    }
+
+    if (allow & NGX_HTTP_PUT) {
+        p = ngx_cpymem(p, "PUT, ", 5);
+    }
+
+    if (allow & NGX_HTTP_PATCH) {
+        p = ngx_cpymem(p, "PATCH, ", 7);
+    }
+
+    if (allow & NGX_HTTP_DELETE) {
+        p = ngx_cpymem(p, "DELETE, ", 8);
+    }
+
+    h->value.len = p - h->value.data - 2;
+
+    return ngx_nutripro_problem(r, NGX_HTTP_NOT_ALLOWED, "method-not-allowed",
+                                "Method Not Allowed",
+                                "the resource does not support this method",
+                                NULL);
+}
+
+
+/*
+ * Runs a parameterised statement for the request; ctx->values hold the
+ * parameters.  The request sleeps (NGX_DONE) until the answer, which
+ * ctx->done turns into a response.  A client that goes away cancels the
+ * query.
+ */
+
+ngx_int_t
+ngx_http_controlplane_query(ngx_http_request_t *r,
+    ngx_http_controlplane_ctx_t *ctx, const char *name, const char *sql,
+    int nparams, ngx_http_controlplane_handler_pt done)
+{
+    ngx_pgasync_op_t                  *op;
+    ngx_http_cleanup_t                *cln;
+    ngx_http_controlplane_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_controlplane_module);
+
+    op = &ctx->op;
+
+    op->name = name;
+    op->sql = sql;
+    op->nparams = nparams;
+    op->values = ctx->values;
+    op->lengths = NULL;
+    op->handler = ngx_http_controlplane_answered;
+    op->data = r;
+    op->log = r->connection->log;
+
+    ctx->done = done;
+
+    if (!ctx->waiting) {
+        cln = ngx_http_cleanup_add(r, 0);
+        if (cln == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cln->handler = ngx_http_controlplane_cleanup;
+        cln->data = ctx;
+    }
+
+    if (ngx_pgasync_query(clcf->query_db ? clcf->query_db : clcf->db, op)
+        == NGX_BUSY)
+    {
+        return ngx_http_controlplane_db_error(r, op);
+    }
+
+    ctx->waiting = 1;
+
+    r->main->count++;
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_controlplane_answered(ngx_pgasync_op_t *op)
+{
+    ngx_int_t                     rc;
+    ngx_connection_t             *c;
+    ngx_pool_cleanup_t           *cln;
+    ngx_http_request_t           *r;
+    ngx_http_controlplane_ctx_t  *ctx;
+
+    r = op->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_controlplane_module);
+
+    ctx->waiting = 0;
+
+    if (op->res) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            PQclear(op->res);
+            op->res = NULL;
+            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            goto done;
+        }
+
+        cln->handler = ngx_http_controlplane_pqclear;
+        cln->data = op->res;
+    }
+
+    if (op->status != NGX_PGASYNC_OK) {
+        rc = ngx_http_controlplane_db_error(r, op);
+        goto done;
+    }
+
+    rc = ctx->done(r, ctx);
+
+done:
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_controlplane_cleanup(void *data)
+{
+    ngx_http_controlplane_ctx_t  *ctx = data;
+
+    if (ctx->waiting) {
+        ctx->waiting = 0;
+        ngx_pgasync_cancel(&ctx->op);
+    }
+}
+
+
+static void
+ngx_http_controlplane_pqclear(void *data)
+{
+    PQclear(data);
+}
+
+
+static ngx_int_t
+ngx_http_controlplane_db_error(ngx_http_request_t *r, ngx_pgasync_op_t *op)
+{
+    ngx_http_controlplane_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_controlplane_module);
+
+    if (op->status == NGX_PGASYNC_ERR_SQL
+        && ngx_strncmp(op->sqlstate, "22", 2) == 0)
+    {
+        /* data exception: the client's value did not fit */
+
+        return ngx_nutripro_problem(r, NGX_HTTP_BAD_REQUEST,
+                                    "invalid-parameter", "Bad Request",
+                                    "a parameter has an invalid value", NULL);
+    }
+
+    if (!ngx_pgasync_temporary(op)) {
+        return ngx_nutripro_problem(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                    "database-error", "Internal Server Error",
+                                    "the database refused the request", NULL);
+    }
+
+    if (ngx_nutripro_retry_after(r, (clcf->query_db ? clcf->query_db
+                                                    : clcf->db)->retry_after)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (op->status == NGX_PGASYNC_ERR_BUSY
+        || op->status == NGX_PGASYNC_ERR_WAIT_TIMEOUT)
+    {
+        return ngx_nutripro_problem(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "database-busy", "Service Unavailable",
+                                    "all database connections are busy",
+                                    NULL);
+    }
+
+    return ngx_nutripro_problem(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                "database-unavailable", "Service Unavailable",
+                                "the database is not reachable", NULL);
+}
+
+
+static ngx_int_t
+ngx_http_controlplane_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                       *p;
+    ngx_pgasync_op_t             *op;
+    ngx_http_controlplane_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_controlplane_module);
+
+    if (ctx == NULL || ctx->op.db == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    op = &ctx->op;
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN + sizeof("sql:XXXXX"));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = p;
+
+    switch (data) {
+
+    case NGX_HTTP_CONTROLPLANE_VAR_WAIT:
+        p = ngx_sprintf(p, "%M", op->wait_time);
+        break;
+
+    case NGX_HTTP_CONTROLPLANE_VAR_TIME:
+        p = ngx_sprintf(p, "%M", op->query_time);
+        break;
+
+    default: /* NGX_HTTP_CONTROLPLANE_VAR_STATUS */
+        if (op->status == NGX_PGASYNC_ERR_SQL) {
+            p = ngx_sprintf(p, "sql:%s", op->sqlstate);
+
+        } else {
+            p = ngx_sprintf(p, "%s", ngx_pgasync_status_text(op->status));
+        }
+    }
+
+    v->len = p - v->data;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_controlplane_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_controlplane_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_controlplane_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_controlplane_main_conf_t  *cmcf;
+
+    cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_controlplane_main_conf_t));
+    if (cmcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&cmcf->databases, cf->pool, 2,
+                       sizeof(ngx_pgasync_db_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return cmcf;
+}
+
+
+static char *
+ngx_http_controlplane_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_controlplane_main_conf_t  *cmcf = conf;
+
+    return ngx_pgasync_db_check(cf, &cmcf->databases);
+}
+
+
+static void *
+ngx_http_controlplane_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_controlplane_loc_conf_t  *clcf;
+
+    clcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_controlplane_loc_conf_t));
+    if (clcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     clcf->db = NULL;
+     *     clcf->query_db = NULL;
+     *     clcf->query_sql = { 0, NULL };
+     *     clcf->query_args = NULL;
+     */
+
+    clcf->max_page = NGX_CONF_UNSET_UINT;
+
+    return clcf;
+}
+
+
+static char *
+ngx_http_controlplane_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child)
+{
+    ngx_http_controlplane_loc_conf_t  *prev = parent;
+    ngx_http_controlplane_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_uint_value(conf->max_page, prev->max_page, 100);
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_controlplane_database(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_controlplane_main_conf_t  *cmcf = conf;
+
+    return ngx_pgasync_db_block(cf, &cmcf->databases);
+}
+
+
+static char *
+ngx_http_controlplane_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_controlplane_loc_conf_t  *clcf = conf;
+
+    ngx_str_t                          *value;
+    ngx_http_core_loc_conf_t           *core;
+    ngx_http_controlplane_main_conf_t  *cmcf;
+
+    if (clcf->db || clcf->query_db) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_controlplane_module);
+
+    clcf->db = ngx_pgasync_db_get(cf, &cmcf->databases, &value[1]);
+    if (clcf->db == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    core = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    core->handler = ngx_http_controlplane_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* controlplane_query DATABASE "SQL with $1 .." [value ...]; */
+
+static char *
+ngx_http_controlplane_query_cmd(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_controlplane_loc_conf_t  *clcf = conf;
+
+    ngx_str_t                          *value;
+    ngx_uint_t                          i;
+    ngx_http_complex_value_t           *cv;
+    ngx_http_core_loc_conf_t           *core;
+    ngx_http_controlplane_main_conf_t  *cmcf;
+    ngx_http_compile_complex_value_t    ccv;
+
+    if (clcf->db || clcf->query_db) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts - 3 > NGX_HTTP_CONTROLPLANE_MAX_PARAMS) {
+        return "has too many parameters";
+    }
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_controlplane_module);
+
+    clcf->query_db = ngx_pgasync_db_get(cf, &cmcf->databases, &value[1]);
+    if (clcf->query_db == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    clcf->query_sql = value[2];
+
+    clcf->query_args = ngx_array_create(cf->pool, cf->args->nelts - 2,
+                                        sizeof(ngx_http_complex_value_t));
+    if (clcf->query_args == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 3; i < cf->args->nelts; i++) {
+        cv = ngx_array_push(clcf->query_args);
+        if (cv == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+        ccv.cf = cf;
+        ccv.value = &value[i];
+        ccv.complex_value = cv;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    core = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    core->handler = ngx_http_controlplane_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_controlplane_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                          i;
+    ngx_pgasync_db_t                  **dbp;
+    ngx_http_controlplane_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_controlplane_module);
+    if (cmcf == NULL) {
+        return NGX_OK;
+    }
+
+    dbp = cmcf->databases.elts;
+
+    for (i = 0; i < cmcf->databases.nelts; i++) {
+        if (ngx_pgasync_init_worker(dbp[i], cycle) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_controlplane_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                          i;
+    ngx_pgasync_db_t                  **dbp;
+    ngx_http_controlplane_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_controlplane_module);
+    if (cmcf == NULL) {
+        return;
+    }
+
+    dbp = cmcf->databases.elts;
+
+    for (i = 0; i < cmcf->databases.nelts; i++) {
+        ngx_pgasync_exit_worker(dbp[i]);
+    }
+}

@@ -1,0 +1,98 @@
+package t::NutriPro;
+
+# Helpers for the suite's .t files, usable under the bundled driver and
+# under the real Test::Nginx alike: nothing here depends on either.
+#
+#   use Test::Nginx::Socket 'no_plan';
+#   use t::NutriPro;
+#
+# The Makefile exports TEST_NGINX_MODULES, TEST_NGINX_PKI, TEST_NGINX_PG_DIR,
+# TEST_NGINX_PG_PORT; the defaults below let a file run by hand with prove.
+
+use strict;
+use warnings;
+
+use Cwd qw(getcwd);
+use Time::HiRes qw(time sleep);
+use Exporter 'import';
+
+our @EXPORT = qw(psql pg_ctl concurrent_get curl_get timed_get);
+
+my $top = getcwd();
+
+$ENV{TEST_NGINX_BINARY}  ||= '/usr/sbin/nginx';
+$ENV{TEST_NGINX_TOP}     ||= $top;
+$ENV{TEST_NGINX_MODULES} ||= "$top/build/modules";
+$ENV{TEST_NGINX_PKI}     ||= "$top/build/pki";
+$ENV{TEST_NGINX_PG_DIR}  ||= "$top/build/pg";
+$ENV{TEST_NGINX_PG_PORT} ||= 15432;
+$ENV{TEST_NGINX_PG_SOCKET} ||=
+    "$ENV{TEST_NGINX_PG_DIR}/.s.PGSQL.$ENV{TEST_NGINX_PG_PORT}";
+
+# runs SQL as the superuser in the nutripro database; returns the rows
+# as "a|b" lines (psql -tA); dies when psql fails
+sub psql {
+    my ($sql, %opt) = @_;
+    my $db = $opt{db} || 'nutripro';
+    my $user = $opt{user} || 'postgres';
+
+    open my $fh, '-|', 'psql', '-X', '-q', '-tA', '-v', 'ON_ERROR_STOP=1',
+        '-h', $ENV{TEST_NGINX_PG_DIR}, '-p', $ENV{TEST_NGINX_PG_PORT},
+        '-U', $user, '-d', $db, '-c', $sql
+        or die "psql: $!";
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+    die "psql failed ($?): $sql\n" if $? != 0 && !$opt{may_fail};
+    chomp $out;
+    return $out;
+}
+
+# pg_ctl('stop') / pg_ctl('start'): the project's cluster
+sub pg_ctl {
+    my $cmd = shift;
+    system("$ENV{TEST_NGINX_TOP}/scripts/pg.sh $cmd >/dev/null") == 0
+        or die "pg.sh $cmd failed";
+}
+
+# one GET with curl; returns (status, body, seconds)
+sub curl_get {
+    my ($url, @opts) = @_;
+    my $t0 = time;
+    open my $fh, '-|', 'curl', '-s', '-m', '10', @opts,
+        '-w', '\n%{http_code}', $url
+        or die "curl: $!";
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+    my ($body, $status) = $out =~ /\A(.*)\n(\d+)\z/s;
+    return ($status // 0, $body // '', time - $t0);
+}
+
+sub timed_get { my @r = curl_get(@_); return $r[2] }
+
+# n parallel GETs (curl --parallel); returns { status => count }; a request
+# that did not finish within max_time seconds counts as status "000"
+sub concurrent_get {
+    my ($url, $n, %opt) = @_;
+    my $max = $opt{max_time} || 10;
+    my $cfg = "$ENV{TEST_NGINX_TOP}/t/servroot/curl-parallel.cfg";
+    open my $c, '>', $cfg or die "$cfg: $!";
+    for (1 .. $n) {
+        print $c "url = \"$url\"\noutput = \"/dev/null\"\n",
+                 "write-out = \"%{http_code}\\n\"\n";
+    }
+    close $c;
+    open my $fh, '-|', 'curl', '-s', '--parallel', '--parallel-immediate',
+        '--parallel-max', $n, '-m', $max, '-K', $cfg
+        or die "curl: $!";
+    my %count;
+    while (my $line = <$fh>) {
+        chomp $line;
+        $count{$line}++;
+    }
+    close $fh;
+    return \%count;
+}
+
+1;

@@ -24,7 +24,7 @@ as_owner() {
 }
 
 psql_su() {
-    psql -X -q -h "$dir" -p "$port" -U postgres "$@"
+    PGOPTIONS='-c client_min_messages=warning' psql -X -q -h "$dir" -p "$port" -U postgres "$@"
 }
 
 init() {

@@ -100,7 +100,7 @@ my @UNSUPPORTED = qw(
     tcp_listen tcp_reply tcp_query tcp_query_len tcp_reply_delay tcp_no_close
     tcp_shutdown udp_listen udp_reply udp_query udp_reply_delay stap stap_out
     stap_out_like stap_out_unlike response_body_json_sort reload_fails
-    error_log_file server_addr_for_client http3 raw_request_middle_delay_x
+    error_log_file server_addr_for_client http3
 );
 
 # run-time state
@@ -128,10 +128,7 @@ sub server_addr            { _accessor(\$ServerAddr, @_) }
 sub server_name            { _accessor(\$ServerName, @_) }
 sub timeout                { _accessor(\$Timeout, @_) }
 sub server_port_for_client { _accessor(\$ServerPortForClient, @_) }
-sub server_port {
-    my @args = @_;
-    _accessor(\$ServerPort, @args);
-}
+sub server_port            { _accessor(\$ServerPort, @_) }
 sub server_root            { $ServRoot }
 sub html_dir               { "$ServRoot/html" }
 sub sleep_time             { $TestNginxSleep }
@@ -156,15 +153,15 @@ sub env_to_nginx {
 }
 
 # The real tool runs the last registered preprocessor first.
-sub add_block_preprocessor {
+sub add_block_preprocessor(&) {
     unshift @BlockPreprocessors, shift;
 }
 
-sub add_cleanup_handler {
+sub add_cleanup_handler($) {
     unshift @CleanupHandlers, shift;
 }
 
-sub add_response_body_check {
+sub add_response_body_check($) {
     push @ResponseBodyChecks, shift;
 }
 
@@ -437,7 +434,7 @@ sub _run_perl {
     my ($ctx, $what, $code) = @_;
     my $ok = ref $code eq 'CODE'
         ? eval { $code->($ctx->{block}); 1 }
-        : eval "package main; no strict; $code; 1";
+        : eval "package main; no strict;\n$code\n;1";
     bail_out("$ctx->{name} - $what failed: $@") unless $ok;
 }
 
@@ -481,7 +478,7 @@ sub _skip_info {
     if (defined(my $spec = _sec($block, 'skip_eval'))) {
         my ($n, $code) = $spec =~ /^\s*(\d+)\s*:\s*(.*)$/s
             or bail_out("$name - invalid --- skip_eval spec: $spec");
-        my $skip = eval "package main; no strict; $code";
+        my $skip = eval "package main; no strict;\n$code\n";
         bail_out("$name - skip_eval - failed to eval \"$code\": $@") if $@;
         return ($n, 'skip_eval') if $skip;
     }
@@ -715,6 +712,8 @@ sub _run_requests {
     my $shutdown = _sec($block, 'shutdown');
     $shutdown = 1 if defined $shutdown && $shutdown !~ /^\s*\d+\s*$/;
     my $wait = _parse_time(_sec($block, 'wait'));
+    my $gap = _parse_time(_sec($block, 'raw_request_middle_delay'));
+    $gap = $TestNginxSleep unless defined $gap;
 
     my $total = List::Util::sum(map { scalar @{ $_->{heads} } } @$list);
     my $need_array = $total > 1 || $list->[0]{pipelined};
@@ -730,7 +729,7 @@ sub _run_requests {
             $out = Test::Nginx::Driver::Client::send_request(
                 addr => $ServerAddr, port => $ServerPortForClient,
                 packets => $exchange->{packets}, timeout => $timeout,
-                gap => $TestNginxSleep, shutdown => $shutdown);
+                gap => $gap, shutdown => $shutdown);
         }
         if ($out->{timed_out} && !$abort) {
             Test::More::fail("ERROR: client socket timed out - $name");
@@ -995,7 +994,6 @@ sub _check_logs {
     my $grep = _sec($block, 'grep_error_log');
     $grep = $grep->[$rep] if ref $grep eq 'ARRAY';
     if (defined $grep) {
-        $grep =~ s/\n\z// unless ref $grep;
         my $want = _sec($block, 'grep_error_log_out');
         bail_out("$name - --- grep_error_log needs --- grep_error_log_out") unless defined $want;
         $want = $want->[$rep] if ref $want eq 'ARRAY';

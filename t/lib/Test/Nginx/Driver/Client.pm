@@ -423,7 +423,7 @@ sub curl_request {
         open STDIN, '<', '/dev/null';
         open STDOUT, '>&', $out_fh;
         open STDERR, '>&', $err_fh;
-        exec @$cmd;
+        { no warnings 'exec'; exec @$cmd; }
         print STDERR "cannot run curl: $!\n";
         POSIX::_exit(127);
     }

@@ -316,7 +316,7 @@ sub start {
         open STDIN, '<', '/dev/null';
         open STDOUT, '>', '/dev/null';
         open STDERR, '>&', $err_fh;
-        exec $self->{binary}, '-p', "$self->{servroot}/", '-c', $self->conf_file;
+        { no warnings 'exec'; exec $self->{binary}, '-p', "$self->{servroot}/", '-c', $self->conf_file; }
         print STDERR "cannot exec $self->{binary}: $!\n";
         POSIX::_exit(127);
     }

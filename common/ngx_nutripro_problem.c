@@ -131,6 +131,58 @@ ngx_nutripro_problem(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/* Allow: from a mask of NGX_HTTP_GET | NGX_HTTP_POST | ... */
+
+ngx_int_t
+ngx_nutripro_allow(ngx_http_request_t *r, ngx_uint_t allow)
+{
+    u_char           *p;
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, sizeof("GET, HEAD, POST, PUT, PATCH, DELETE"));
+    if (p == NULL) {
+        h->hash = 0;
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+    ngx_str_set(&h->key, "Allow");
+    h->value.data = p;
+
+    if (allow & NGX_HTTP_GET) {
+        p = ngx_cpymem(p, "GET, HEAD, ", 11);
+    }
+
+    if (allow & NGX_HTTP_POST) {
+        p = ngx_cpymem(p, "POST, ", 6);
+    }
+
+    if (allow & NGX_HTTP_PUT) {
+        p = ngx_cpymem(p, "PUT, ", 5);
+    }
+
+    if (allow & NGX_HTTP_PATCH) {
+        p = ngx_cpymem(p, "PATCH, ", 7);
+    }
+
+    if (allow & NGX_HTTP_DELETE) {
+        p = ngx_cpymem(p, "DELETE, ", 8);
+    }
+
+    h->value.len = (p == h->value.data) ? 0 : p - h->value.data - 2;
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_nutripro_retry_after(ngx_http_request_t *r, time_t seconds)
 {

@@ -36,6 +36,9 @@ ngx_int_t ngx_nutripro_send_buf(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_nutripro_problem(ngx_http_request_t *r, ngx_uint_t status,
     const char *slug, const char *title, const char *detail, json_t *extra);
 
+/* Allow: from a mask of NGX_HTTP_GET | NGX_HTTP_POST | ... */
+ngx_int_t ngx_nutripro_allow(ngx_http_request_t *r, ngx_uint_t allow);
+
 /* Retry-After: seconds */
 ngx_int_t ngx_nutripro_retry_after(ngx_http_request_t *r, time_t seconds);
 

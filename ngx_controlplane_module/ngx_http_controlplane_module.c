@@ -260,47 +260,9 @@ ngx_http_controlplane_route(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_controlplane_not_allowed(ngx_http_request_t *r, ngx_uint_t allow)
 {
-    u_char           *p;
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_nutripro_allow(r, allow) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    p = ngx_pnalloc(r->pool, sizeof("GET, HEAD, POST, PUT, PATCH, DELETE"));
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-    ngx_str_set(&h->key, "Allow");
-    h->value.data = p;
-
-    if (allow & NGX_HTTP_GET) {
-        p = ngx_cpymem(p, "GET, HEAD, ", 11);
-    }
-
-    if (allow & NGX_HTTP_POST) {
-        p = ngx_cpymem(p, "POST, ", 6);
-    }
-
-    if (allow & NGX_HTTP_PUT) {
-        p = ngx_cpymem(p, "PUT, ", 5);
-    }
-
-    if (allow & NGX_HTTP_PATCH) {
-        p = ngx_cpymem(p, "PATCH, ", 7);
-    }
-
-    if (allow & NGX_HTTP_DELETE) {
-        p = ngx_cpymem(p, "DELETE, ", 8);
-    }
-
-    h->value.len = p - h->value.data - 2;
 
     return ngx_nutripro_problem(r, NGX_HTTP_NOT_ALLOWED, "method-not-allowed",
                                 "Method Not Allowed",

@@ -1,6 +1,7 @@
 
 /*
- * ngx_mealapi_module: directives, configuration and variables.
+ * ngx_mealapi_module: directives, configuration, variables, and the
+ * worker hooks of the registry sync.
  */
 
 
@@ -11,9 +12,12 @@
 #include "ngx_http_mealapi_module.h"
 
 
+static ngx_int_t ngx_http_mealapi_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_mealapi_fingerprint_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_mealapi_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_mealapi_init(ngx_conf_t *cf);
 static void *ngx_http_mealapi_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_mealapi_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_mealapi_create_loc_conf(ngx_conf_t *cf);
@@ -21,6 +25,10 @@ static char *ngx_http_mealapi_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_mealapi_database(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_mealapi_key(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_mealapi_init_process(ngx_cycle_t *cycle);
+static void ngx_http_mealapi_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_command_t  ngx_http_mealapi_commands[] = {
@@ -32,11 +40,61 @@ static ngx_command_t  ngx_http_mealapi_commands[] = {
       0,
       NULL },
 
+    { ngx_string("mealapi_registry"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_mealapi_registry_conf,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("mealapi"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mealapi_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("mealapi_route"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+                        |NGX_CONF_TAKE3|NGX_CONF_TAKE4,
+      ngx_http_mealapi_route_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mealapi_signing_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_mealapi_key,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mealapi_identity_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mealapi_loc_conf_t, prefix),
+      NULL },
+
+    { ngx_string("mealapi_verify_signature"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mealapi_loc_conf_t, verify),
+      NULL },
+
+    { ngx_string("mealapi_signature_max_age"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mealapi_loc_conf_t, max_age),
+      NULL },
+
+    { ngx_string("mealapi_max_body"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_off_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mealapi_loc_conf_t, max_body),
       NULL },
 
       ngx_null_command
@@ -45,7 +103,7 @@ static ngx_command_t  ngx_http_mealapi_commands[] = {
 
 static ngx_http_module_t  ngx_http_mealapi_module_ctx = {
     ngx_http_mealapi_add_variables,         /* preconfiguration */
-    NULL,                                   /* postconfiguration */
+    ngx_http_mealapi_init,                  /* postconfiguration */
 
     ngx_http_mealapi_create_main_conf,      /* create main configuration */
     ngx_http_mealapi_init_main_conf,        /* init main configuration */
@@ -65,63 +123,150 @@ ngx_module_t  ngx_mealapi_module = {
     NGX_HTTP_MODULE,                        /* module type */
     NULL,                                   /* init master */
     NULL,                                   /* init module */
-    NULL,                                   /* init process */
+    ngx_http_mealapi_init_process,          /* init process */
     NULL,                                   /* init thread */
     NULL,                                   /* exit thread */
-    NULL,                                   /* exit process */
+    ngx_http_mealapi_exit_process,          /* exit process */
     NULL,                                   /* exit master */
     NGX_MODULE_V1_PADDING
 };
 
+
+#define NGX_HTTP_MEALAPI_VAR_TENANT_ID    0
+#define NGX_HTTP_MEALAPI_VAR_TENANT       1
+#define NGX_HTTP_MEALAPI_VAR_TENANT_NAME  2
+#define NGX_HTTP_MEALAPI_VAR_PLAN         3
+#define NGX_HTTP_MEALAPI_VAR_ROUTE        4
+#define NGX_HTTP_MEALAPI_VAR_SIGNATURE    5
+#define NGX_HTTP_MEALAPI_VAR_TIMESTAMP    6
+#define NGX_HTTP_MEALAPI_VAR_BODY_SHA256  7
+#define NGX_HTTP_MEALAPI_VAR_VERDICT      8
 
 static ngx_http_variable_t  ngx_http_mealapi_vars[] = {
 
     { ngx_string("mealapi_cert_fingerprint"), NULL,
       ngx_http_mealapi_fingerprint_variable, 0, 0, 0 },
 
+    { ngx_string("mealapi_tenant_id"), NULL, ngx_http_mealapi_variable,
+      NGX_HTTP_MEALAPI_VAR_TENANT_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("mealapi_tenant"), NULL, ngx_http_mealapi_variable,
+      NGX_HTTP_MEALAPI_VAR_TENANT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("mealapi_tenant_name"), NULL, ngx_http_mealapi_variable,
+      NGX_HTTP_MEALAPI_VAR_TENANT_NAME, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("mealapi_plan"), NULL, ngx_http_mealapi_variable,
+      NGX_HTTP_MEALAPI_VAR_PLAN, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("mealapi_route"), NULL, ngx_http_mealapi_variable,
+      NGX_HTTP_MEALAPI_VAR_ROUTE, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("mealapi_signature"), NULL, ngx_http_mealapi_variable,
+      NGX_HTTP_MEALAPI_VAR_SIGNATURE, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("mealapi_timestamp"), NULL, ngx_http_mealapi_variable,
+      NGX_HTTP_MEALAPI_VAR_TIMESTAMP, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("mealapi_body_sha256"), NULL, ngx_http_mealapi_variable,
+      NGX_HTTP_MEALAPI_VAR_BODY_SHA256, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("mealapi_signature_status"), NULL, ngx_http_mealapi_variable,
+      NGX_HTTP_MEALAPI_VAR_VERDICT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
       ngx_http_null_variable
 };
 
 
-/* SHA-256 of the verified client certificate, lower-case hex */
-
-ngx_int_t
-ngx_http_mealapi_fingerprint(ngx_http_request_t *r, ngx_str_t *hex)
+static ngx_int_t
+ngx_http_mealapi_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
 {
-#if (NGX_HTTP_SSL)
-    X509          *cert;
-    unsigned int   len;
-    u_char         md[EVP_MAX_MD_SIZE];
+    u_char                  *p;
+    ngx_str_t                s;
+    ngx_http_mealapi_ctx_t  *ctx;
 
-    if (r->connection->ssl == NULL
-        || SSL_get_verify_result(r->connection->ssl->connection) != X509_V_OK)
-    {
-        return NGX_DECLINED;
+    ctx = ngx_http_get_module_ctx(r, ngx_mealapi_module);
+
+    if (ctx == NULL) {
+        goto not_found;
     }
 
-    cert = SSL_get_peer_certificate(r->connection->ssl->connection);
-    if (cert == NULL) {
-        return NGX_DECLINED;
+    switch (data) {
+
+    case NGX_HTTP_MEALAPI_VAR_TENANT_ID:
+    case NGX_HTTP_MEALAPI_VAR_TIMESTAMP:
+        if (!ctx->has_tenant
+            || (data == NGX_HTTP_MEALAPI_VAR_TIMESTAMP && !ctx->timestamp))
+        {
+            goto not_found;
+        }
+
+        p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        s.data = p;
+        s.len = ngx_sprintf(p, "%L", data == NGX_HTTP_MEALAPI_VAR_TENANT_ID
+                                     ? ctx->tenant.id
+                                     : (int64_t) ctx->timestamp) - p;
+        break;
+
+    case NGX_HTTP_MEALAPI_VAR_TENANT:
+        s = ctx->tenant.slug;
+        break;
+
+    case NGX_HTTP_MEALAPI_VAR_TENANT_NAME:
+        s = ctx->tenant.name;
+        break;
+
+    case NGX_HTTP_MEALAPI_VAR_PLAN:
+        s = ctx->tenant.plan;
+        break;
+
+    case NGX_HTTP_MEALAPI_VAR_ROUTE:
+        if (ctx->route == NULL) {
+            goto not_found;
+        }
+
+        s = ctx->route->name;
+        break;
+
+    case NGX_HTTP_MEALAPI_VAR_SIGNATURE:
+        s = ctx->signature;
+        break;
+
+    case NGX_HTTP_MEALAPI_VAR_BODY_SHA256:
+        s.data = ctx->body_sha256;
+        s.len = ctx->body_sha256[0] ? 64 : 0;
+        break;
+
+    default: /* NGX_HTTP_MEALAPI_VAR_VERDICT */
+        if (ctx->verdict == NULL) {
+            goto not_found;
+        }
+
+        s.data = (u_char *) ctx->verdict;
+        s.len = ngx_strlen(ctx->verdict);
     }
 
-    if (!X509_digest(cert, EVP_sha256(), md, &len)) {
-        X509_free(cert);
-        return NGX_ERROR;
+    if (s.len == 0) {
+        goto not_found;
     }
 
-    X509_free(cert);
-
-    hex->data = ngx_pnalloc(r->pool, 2 * len);
-    if (hex->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    hex->len = ngx_hex_dump(hex->data, md, len) - hex->data;
+    v->data = s.data;
+    v->len = s.len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
 
     return NGX_OK;
-#else
-    return NGX_DECLINED;
-#endif
+
+not_found:
+
+    v->not_found = 1;
+    return NGX_OK;
 }
 
 
@@ -129,22 +274,31 @@ static ngx_int_t
 ngx_http_mealapi_fingerprint_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_int_t  rc;
-    ngx_str_t  hex;
+    long                           verify;
+    u_char                        *fp, *p;
+    ngx_int_t                      rc;
+    ngx_http_mealapi_main_conf_t  *mmcf;
 
-    rc = ngx_http_mealapi_fingerprint(r, &hex);
+    mmcf = ngx_http_get_module_main_conf(r, ngx_mealapi_module);
+
+    rc = ngx_http_mealapi_client_cert(r, mmcf->ssl_index, &fp, &verify);
 
     if (rc == NGX_ERROR) {
         return NGX_ERROR;
     }
 
-    if (rc == NGX_DECLINED) {
+    if (rc == NGX_DECLINED || verify != X509_V_OK) {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    v->data = hex.data;
-    v->len = hex.len;
+    p = ngx_pnalloc(r->pool, 2 * NGX_HTTP_MEALAPI_FP_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = p;
+    v->len = ngx_hex_dump(p, fp, NGX_HTTP_MEALAPI_FP_LEN) - p;
     v->valid = 1;
     v->no_cacheable = 0;
     v->not_found = 0;
@@ -172,6 +326,33 @@ ngx_http_mealapi_add_variables(ngx_conf_t *cf)
 }
 
 
+static ngx_int_t
+ngx_http_mealapi_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt           *h;
+    ngx_http_core_main_conf_t     *cmcf;
+    ngx_http_mealapi_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_mealapi_module);
+
+    mmcf->ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    if (mmcf->ssl_index == -1) {
+        return NGX_ERROR;
+    }
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_mealapi_access_handler;
+
+    return NGX_OK;
+}
+
+
 static void *
 ngx_http_mealapi_create_main_conf(ngx_conf_t *cf)
 {
@@ -181,6 +362,14 @@ ngx_http_mealapi_create_main_conf(ngx_conf_t *cf)
     if (mmcf == NULL) {
         return NULL;
     }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     mmcf->registry = NULL;
+     */
+
+    mmcf->ssl_index = -1;
 
     if (ngx_array_init(&mmcf->databases, cf->pool, 1,
                        sizeof(ngx_pgasync_db_t *))
@@ -212,7 +401,18 @@ ngx_http_mealapi_create_loc_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     mlcf->routes = NULL;
+     *     mlcf->key = { 0, NULL };
+     *     mlcf->prefix = { 0, NULL };
+     */
+
     mlcf->enable = NGX_CONF_UNSET;
+    mlcf->verify = NGX_CONF_UNSET;
+    mlcf->max_age = NGX_CONF_UNSET;
+    mlcf->max_body = NGX_CONF_UNSET;
 
     return mlcf;
 }
@@ -225,6 +425,35 @@ ngx_http_mealapi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_mealapi_loc_conf_t  *conf = child;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_value(conf->verify, prev->verify, 0);
+    ngx_conf_merge_sec_value(conf->max_age, prev->max_age, 60);
+    ngx_conf_merge_off_value(conf->max_body, prev->max_body, 1024 * 1024);
+    ngx_conf_merge_str_value(conf->key, prev->key, "");
+    ngx_conf_merge_str_value(conf->prefix, prev->prefix, "X-Mealapi-");
+
+    if (conf->routes == NULL) {
+        conf->routes = prev->routes;
+    }
+
+    if (conf->prefix.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mealapi_identity_prefix\" must not be empty");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->verify && conf->key.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mealapi_verify_signature\" needs "
+                           "\"mealapi_signing_key\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->enable && conf->verify) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mealapi\" and \"mealapi_verify_signature\" "
+                           "exclude each other in one location");
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -236,4 +465,115 @@ ngx_http_mealapi_database(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_mealapi_main_conf_t  *mmcf = conf;
 
     return ngx_pgasync_db_block(cf, &mmcf->databases);
+}
+
+
+/* mealapi_signing_key FILE: at least 32 bytes, read once */
+
+static char *
+ngx_http_mealapi_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mealapi_loc_conf_t  *mlcf = conf;
+
+    ssize_t     n;
+    ngx_fd_t    fd;
+    ngx_str_t  *value, name;
+    u_char      buf[1024];
+
+    if (mlcf->key.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    name = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_read_fd(fd, buf, sizeof(buf));
+    ngx_close_file(fd);
+
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+        n--;
+    }
+
+    if (n < 32) {
+        ngx_explicit_memzero(buf, sizeof(buf));
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "signing key \"%V\" is shorter than 32 bytes",
+                           &name);
+        return NGX_CONF_ERROR;
+    }
+
+    mlcf->key.data = ngx_pnalloc(cf->pool, n);
+    if (mlcf->key.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(mlcf->key.data, buf, n);
+    mlcf->key.len = n;
+
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_mealapi_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                     i;
+    ngx_pgasync_db_t             **dbp;
+    ngx_http_mealapi_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_mealapi_module);
+    if (mmcf == NULL) {
+        return NGX_OK;
+    }
+
+    dbp = mmcf->databases.elts;
+
+    for (i = 0; i < mmcf->databases.nelts; i++) {
+        if (ngx_pgasync_init_worker(dbp[i], cycle) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (mmcf->registry) {
+        return ngx_http_mealapi_registry_init_process(cycle, mmcf->registry);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_mealapi_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                     i;
+    ngx_pgasync_db_t             **dbp;
+    ngx_http_mealapi_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_mealapi_module);
+    if (mmcf == NULL) {
+        return;
+    }
+
+    if (mmcf->registry) {
+        ngx_http_mealapi_registry_exit_process(mmcf->registry);
+    }
+
+    dbp = mmcf->databases.elts;
+
+    for (i = 0; i < mmcf->databases.nelts; i++) {
+        ngx_pgasync_exit_worker(dbp[i]);
+    }
 }

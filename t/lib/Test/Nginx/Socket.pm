@@ -1024,9 +1024,11 @@ sub _check_logs {
 
     return if $ctx->{dry_run};
 
-    # serious messages nobody asked about only produce warnings
+    # serious messages nobody asked about only produce warnings (an [emerg]
+    # is what a must_die block expects)
     for my $level (qw(alert crit emerg)) {
         next if grep { defined $_ && _mentions($_, "[$level") } $want, $forbid;
+        next if $level eq 'emerg' && defined _sec($block, 'must_die');
         for my $line (grep { /\[$level\]/ } @$lines) {
             warn "WARNING: $name - " . _fmt($line) . "\n";
         }

@@ -1,0 +1,486 @@
+
+/*
+ * Tenant identity: the client certificate's fingerprint (once per TLS
+ * connection), removal of client-supplied identity headers, and the
+ * HMAC-SHA256 signature that carries the identity to the backend.
+ *
+ * Signed string (one "\n" between fields, none at the end):
+ *
+ *     v1
+ *     <unix time>
+ *     <METHOD>
+ *     <request target as received: path and query>
+ *     <tenant id>
+ *     <hex SHA-256 of the request body>
+ *
+ * Signature header: "v1=" + hex HMAC-SHA256(key, signed string).
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/crypto.h>
+
+#include "ngx_http_mealapi_module.h"
+
+
+typedef struct {
+    u_char                         fp[NGX_HTTP_MEALAPI_FP_LEN];
+    long                           verify;
+    unsigned                       has_cert:1;
+} ngx_http_mealapi_conn_cert_t;
+
+
+static ngx_int_t ngx_http_mealapi_add_header(ngx_http_request_t *r,
+    ngx_str_t *prefix, const char *name, u_char *value, size_t len);
+static ngx_table_elt_t *ngx_http_mealapi_find_header(ngx_http_request_t *r,
+    ngx_str_t *prefix, const char *name);
+static ngx_int_t ngx_http_mealapi_hmac(ngx_http_request_t *r,
+    ngx_http_mealapi_ctx_t *ctx, ngx_http_mealapi_loc_conf_t *mlcf,
+    time_t ts, ngx_str_t *tenant, u_char *out);
+
+
+/*
+ * NGX_OK: a certificate, its fingerprint in *fp and OpenSSL's verdict in
+ * *verify; NGX_DECLINED: no certificate.  Computed once per connection and
+ * kept with the SSL object.
+ */
+
+ngx_int_t
+ngx_http_mealapi_client_cert(ngx_http_request_t *r, ngx_int_t index,
+    u_char **fp, long *verify)
+{
+    X509                          *cert;
+    unsigned int                   len;
+    ngx_connection_t              *c;
+    ngx_http_mealapi_conn_cert_t  *cc;
+
+    c = r->connection;
+
+    if (c->ssl == NULL || index == -1) {
+        return NGX_DECLINED;
+    }
+
+    cc = SSL_get_ex_data(c->ssl->connection, index);
+
+    if (cc == NULL) {
+        cc = ngx_pcalloc(c->pool, sizeof(ngx_http_mealapi_conn_cert_t));
+        if (cc == NULL) {
+            return NGX_ERROR;
+        }
+
+        cert = SSL_get_peer_certificate(c->ssl->connection);
+
+        if (cert) {
+            len = NGX_HTTP_MEALAPI_FP_LEN;
+
+            if (!X509_digest(cert, EVP_sha256(), cc->fp, &len)) {
+                X509_free(cert);
+                return NGX_ERROR;
+            }
+
+            X509_free(cert);
+            cc->has_cert = 1;
+        }
+
+        cc->verify = SSL_get_verify_result(c->ssl->connection);
+
+        if (SSL_set_ex_data(c->ssl->connection, index, cc) == 0) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (!cc->has_cert) {
+        return NGX_DECLINED;
+    }
+
+    *fp = cc->fp;
+    *verify = cc->verify;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Drops every request header whose name starts with the identity prefix:
+ * only the gateway speaks in that name space.  ngx_list_t cannot delete,
+ * so the list is rebuilt, and only when such a header is present.
+ */
+
+void
+ngx_http_mealapi_strip_identity(ngx_http_request_t *r, ngx_str_t *prefix)
+{
+    ngx_uint_t        i, found;
+    ngx_list_t        headers;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *nh;
+
+    found = 0;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len >= prefix->len
+            && ngx_strncasecmp(h[i].key.data, prefix->data, prefix->len) == 0)
+        {
+            found++;
+        }
+    }
+
+    if (found == 0) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "mealapi: removed %ui client-supplied identity header%s",
+                  found, found == 1 ? "" : "s");
+
+    if (ngx_list_init(&headers, r->pool, 20, sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return;
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len >= prefix->len
+            && ngx_strncasecmp(h[i].key.data, prefix->data, prefix->len) == 0)
+        {
+            continue;
+        }
+
+        nh = ngx_list_push(&headers);
+        if (nh == NULL) {
+            return;
+        }
+
+        *nh = h[i];
+    }
+
+    r->headers_in.headers = headers;
+}
+
+
+static ngx_int_t
+ngx_http_mealapi_add_header(ngx_http_request_t *r, ngx_str_t *prefix,
+    const char *name, u_char *value, size_t len)
+{
+    size_t            n;
+    ngx_table_elt_t  *h;
+
+    n = ngx_strlen(name);
+
+    h = ngx_list_push(&r->headers_in.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->key.len = prefix->len + n;
+    h->key.data = ngx_pnalloc(r->pool, 2 * h->key.len);
+    if (h->key.data == NULL) {
+        h->hash = 0;
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ngx_cpymem(h->key.data, prefix->data, prefix->len), name, n);
+
+    h->lowcase_key = h->key.data + h->key.len;
+    h->hash = ngx_hash_strlow(h->lowcase_key, h->key.data, h->key.len);
+
+    h->value.data = value;
+    h->value.len = len;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return NGX_OK;
+}
+
+
+static ngx_table_elt_t *
+ngx_http_mealapi_find_header(ngx_http_request_t *r, ngx_str_t *prefix,
+    const char *name)
+{
+    size_t            n;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *found;
+
+    n = ngx_strlen(name);
+    found = NULL;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == prefix->len + n
+            && ngx_strncasecmp(h[i].key.data, prefix->data, prefix->len) == 0
+            && ngx_strncasecmp(h[i].key.data + prefix->len, (u_char *) name,
+                               n) == 0)
+        {
+            if (found) {
+                return NULL;    /* a repeated header is no identity */
+            }
+
+            found = &h[i];
+        }
+    }
+
+    return found;
+}
+
+
+/* hex SHA-256 of the request body (memory or temporary file) into ctx */
+
+ngx_int_t
+ngx_http_mealapi_body_digest(ngx_http_request_t *r,
+    ngx_http_mealapi_ctx_t *ctx)
+{
+    off_t          offset;
+    ssize_t        n;
+    ngx_int_t      rc;
+    ngx_buf_t     *b;
+    EVP_MD_CTX    *md;
+    ngx_chain_t   *cl;
+    unsigned int   len;
+    u_char         digest[EVP_MAX_MD_SIZE], buf[4096];
+
+    md = EVP_MD_CTX_new();
+    if (md == NULL || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(md);
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL;
+         cl;
+         cl = cl->next)
+    {
+        b = cl->buf;
+
+        if (!b->in_file) {
+            if (!EVP_DigestUpdate(md, b->pos, b->last - b->pos)) {
+                goto failed;
+            }
+
+            continue;
+        }
+
+        for (offset = b->file_pos; offset < b->file_last; offset += n) {
+            n = ngx_read_file(b->file, buf,
+                              ngx_min((off_t) sizeof(buf),
+                                      b->file_last - offset),
+                              offset);
+
+            if (n <= 0 || !EVP_DigestUpdate(md, buf, n)) {
+                goto failed;
+            }
+        }
+    }
+
+    if (!EVP_DigestFinal_ex(md, digest, &len)) {
+        goto failed;
+    }
+
+    ngx_hex_dump(ctx->body_sha256, digest, len);
+    rc = NGX_OK;
+
+failed:
+
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_mealapi_hmac(ngx_http_request_t *r, ngx_http_mealapi_ctx_t *ctx,
+    ngx_http_mealapi_loc_conf_t *mlcf, time_t ts, ngx_str_t *tenant,
+    u_char *out)
+{
+    u_char        *msg, *p;
+    size_t         len;
+    unsigned int   mdlen;
+    u_char         md[EVP_MAX_MD_SIZE];
+
+    len = sizeof("v1\n\n\n\n\n") + NGX_TIME_T_LEN + r->method_name.len
+          + r->unparsed_uri.len + tenant->len + 64;
+
+    msg = ngx_pnalloc(r->pool, len);
+    if (msg == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(msg, "v1\n%T\n%V\n%V\n%V\n", ts, &r->method_name,
+                    &r->unparsed_uri, tenant);
+    p = ngx_cpymem(p, ctx->body_sha256, 64);
+
+    if (HMAC(EVP_sha256(), mlcf->key.data, (int) mlcf->key.len, msg, p - msg,
+             md, &mdlen)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_hex_dump(out, md, mdlen);
+
+    return NGX_OK;
+}
+
+
+/* the identity headers for the backend, signed */
+
+ngx_int_t
+ngx_http_mealapi_sign(ngx_http_request_t *r, ngx_http_mealapi_ctx_t *ctx,
+    ngx_http_mealapi_loc_conf_t *mlcf)
+{
+    u_char     *p;
+    ngx_str_t   id;
+
+    p = ngx_pnalloc(r->pool, NGX_INT64_LEN + NGX_TIME_T_LEN + 3 + 64);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    id.data = p;
+    id.len = ngx_sprintf(p, "%L", ctx->tenant.id) - p;
+    p += id.len;
+
+    ctx->timestamp = ngx_time();
+
+    if (mlcf->key.len) {
+        ctx->signature.data = p;
+        p = ngx_cpymem(p, "v1=", 3);
+
+        if (ngx_http_mealapi_hmac(r, ctx, mlcf, ctx->timestamp, &id, p)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ctx->signature.len = 3 + 64;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_mealapi_add_header(r, &mlcf->prefix, "Tenant-Id",
+                                    id.data, id.len) != NGX_OK
+        || ngx_http_mealapi_add_header(r, &mlcf->prefix, "Tenant",
+                                       ctx->tenant.slug.data,
+                                       ctx->tenant.slug.len) != NGX_OK
+        || ngx_http_mealapi_add_header(r, &mlcf->prefix, "Plan",
+                                       ctx->tenant.plan.data,
+                                       ctx->tenant.plan.len) != NGX_OK
+        || ngx_http_mealapi_add_header(r, &mlcf->prefix, "Timestamp", p,
+                                       ngx_sprintf(p, "%T", ctx->timestamp)
+                                       - p) != NGX_OK
+        || ngx_http_mealapi_add_header(r, &mlcf->prefix, "Body-SHA256",
+                                       ctx->body_sha256, 64) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ctx->signature.len
+        && ngx_http_mealapi_add_header(r, &mlcf->prefix, "Signature",
+                                       ctx->signature.data,
+                                       ctx->signature.len) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The backend side (mealapi_verify_signature): NGX_OK when the request
+ * carries a valid, fresh signature; ctx->verdict says what was wrong.
+ */
+
+ngx_int_t
+ngx_http_mealapi_verify(ngx_http_request_t *r, ngx_http_mealapi_ctx_t *ctx,
+    ngx_http_mealapi_loc_conf_t *mlcf)
+{
+    time_t            ts, now;
+    ngx_table_elt_t  *hts, *hid, *hsig;
+    u_char            expect[64];
+
+    hts = ngx_http_mealapi_find_header(r, &mlcf->prefix, "Timestamp");
+    hid = ngx_http_mealapi_find_header(r, &mlcf->prefix, "Tenant-Id");
+    hsig = ngx_http_mealapi_find_header(r, &mlcf->prefix, "Signature");
+
+    if (hts == NULL || hid == NULL || hsig == NULL) {
+        ctx->verdict = "missing";
+        return NGX_DECLINED;
+    }
+
+    ts = ngx_atotm(hts->value.data, hts->value.len);
+    now = ngx_time();
+
+    if (ts == NGX_ERROR || ts + mlcf->max_age < now
+        || ts - mlcf->max_age > now)
+    {
+        ctx->verdict = "stale";
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_mealapi_hmac(r, ctx, mlcf, ts, &hid->value, expect)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (hsig->value.len != 3 + 64
+        || ngx_strncmp(hsig->value.data, "v1=", 3) != 0
+        || CRYPTO_memcmp(hsig->value.data + 3, expect, 64) != 0)
+    {
+        ctx->verdict = "invalid";
+        return NGX_DECLINED;
+    }
+
+    ctx->verdict = "valid";
+
+    return NGX_OK;
+}

@@ -1,0 +1,887 @@
+
+/*
+ * The tenant registry: client certificate fingerprint -> tenant, in shared
+ * memory for every worker, kept in sync with the control-plane database by
+ * one worker at a time.
+ *
+ *     mealapi_registry zone=NAME:SIZE database=DB [resync=60s]
+ *                      [channel=nutripro_registry];
+ *
+ * The syncing worker holds a lease in the zone, renewed every 500 ms; when
+ * it exits it gives the lease up, when it dies the lease runs out (3 s) and
+ * another worker takes over.  It LISTENs on the channel, loads the whole
+ * registry view whenever LISTEN is (re)established, on every notification
+ * and every "resync" interval, and marks-and-sweeps the tree.  While the
+ * database is away the last good registry stays in force.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_mealapi_module.h"
+
+
+#define NGX_HTTP_MEALAPI_LEASE  3000
+#define NGX_HTTP_MEALAPI_TICK   500
+
+
+typedef struct {
+    ngx_http_mealapi_registry_t   *reg;
+    ngx_event_t                    tick;
+    ngx_pgasync_listen_t           listen;
+    ngx_pgasync_op_t               op;
+    ngx_msec_t                     next_resync;
+    unsigned                       owner:1;
+    unsigned                       loading:1;
+    unsigned                       pending:1;
+} ngx_http_mealapi_sync_t;
+
+
+static ngx_int_t ngx_http_mealapi_registry_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static void ngx_http_mealapi_reg_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_http_mealapi_reg_node_t *ngx_http_mealapi_reg_find(
+    ngx_http_mealapi_reg_sh_t *sh, u_char *fp);
+static ngx_uint_t ngx_http_mealapi_route_allowed(
+    ngx_http_mealapi_reg_node_t *rn, ngx_str_t *name);
+static void ngx_http_mealapi_sync_tick(ngx_event_t *ev);
+static void ngx_http_mealapi_sync_load(ngx_http_mealapi_sync_t *sync);
+static void ngx_http_mealapi_sync_loaded(ngx_pgasync_op_t *op);
+static void ngx_http_mealapi_sync_ready(ngx_pgasync_listen_t *ls);
+static void ngx_http_mealapi_sync_notify(ngx_pgasync_listen_t *ls,
+    const char *payload);
+static ngx_int_t ngx_http_mealapi_sync_row(ngx_http_mealapi_registry_t *reg,
+    PGresult *res, int row, ngx_uint_t generation);
+static ngx_msec_t ngx_http_mealapi_wall_msec(void);
+
+
+static ngx_http_mealapi_sync_t  ngx_http_mealapi_sync;
+
+
+static const char  ngx_http_mealapi_registry_sql[] =
+    "SELECT fingerprint, cert_status = 'revoked', tenant_status = 'suspended',"
+    " extract(epoch FROM not_before)::bigint,"
+    " extract(epoch FROM not_after)::bigint,"
+    " tenant_id, tenant_slug, tenant_name, plan_name,"
+    " (rate_per_sec * 1000)::bigint, burst, coalesce(monthly_quota, -1),"
+    " routes IS NULL, coalesce(array_to_string(routes, ','), '')"
+    " FROM gateway_registry";
+
+
+char *
+ngx_http_mealapi_registry_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mealapi_main_conf_t  *mmcf = conf;
+
+    u_char                       *p;
+    ssize_t                       size;
+    ngx_str_t                    *value, name, s, db;
+    ngx_uint_t                    i;
+    ngx_http_mealapi_registry_t  *reg;
+
+    if (mmcf->registry) {
+        return "is duplicate";
+    }
+
+    reg = ngx_pcalloc(cf->pool, sizeof(ngx_http_mealapi_registry_t));
+    if (reg == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+    size = 0;
+    ngx_str_null(&name);
+    ngx_str_null(&db);
+    ngx_str_set(&reg->channel, "nutripro_registry");
+    reg->resync = 60000;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+            name.data = value[i].data + 5;
+            p = (u_char *) ngx_strchr(name.data, ':');
+
+            if (p == NULL) {
+                goto invalid;
+            }
+
+            name.len = p - name.data;
+            s.data = p + 1;
+            s.len = value[i].data + value[i].len - s.data;
+
+            size = ngx_parse_size(&s);
+
+            if (size == NGX_ERROR || name.len == 0) {
+                goto invalid;
+            }
+
+            if (size < (ssize_t) (8 * ngx_pagesize)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "zone \"%V\" is too small", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "database=", 9) == 0) {
+            db.data = value[i].data + 9;
+            db.len = value[i].len - 9;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "resync=", 7) == 0) {
+            s.data = value[i].data + 7;
+            s.len = value[i].len - 7;
+
+            reg->resync = ngx_parse_time(&s, 0);
+            if (reg->resync == (ngx_msec_t) NGX_ERROR || reg->resync == 0) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "channel=", 8) == 0) {
+            reg->channel.data = value[i].data + 8;
+            reg->channel.len = value[i].len - 8;
+
+            if (reg->channel.len == 0 || reg->channel.len > 63) {
+                goto invalid;
+            }
+
+            for (p = reg->channel.data; *p; p++) {
+                if (!((*p >= 'a' && *p <= 'z') || *p == '_'
+                      || (*p >= '0' && *p <= '9')))
+                {
+                    goto invalid;
+                }
+            }
+
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (name.len == 0 || db.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" needs zone= and database=", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    reg->db = ngx_pgasync_db_get(cf, &mmcf->databases, &db);
+    if (reg->db == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    reg->shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                          &ngx_mealapi_module);
+    if (reg->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (reg->shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is already used", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    reg->shm_zone->init = ngx_http_mealapi_registry_init_zone;
+    reg->shm_zone->data = reg;
+
+    mmcf->registry = reg;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\"", &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_mealapi_registry_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_mealapi_registry_t  *oreg = data;
+
+    size_t                        len;
+    ngx_http_mealapi_registry_t  *reg;
+
+    reg = shm_zone->data;
+
+    if (oreg) {
+        /* reload: the registry in force stays */
+        reg->sh = oreg->sh;
+        reg->shpool = oreg->shpool;
+        return NGX_OK;
+    }
+
+    reg->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        reg->sh = reg->shpool->data;
+        return NGX_OK;
+    }
+
+    reg->sh = ngx_slab_alloc(reg->shpool, sizeof(ngx_http_mealapi_reg_sh_t));
+    if (reg->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    reg->shpool->data = reg->sh;
+
+    ngx_rbtree_init(&reg->sh->rbtree, &reg->sh->sentinel,
+                    ngx_http_mealapi_reg_insert_value);
+    ngx_queue_init(&reg->sh->queue);
+
+    len = sizeof(" in mealapi_registry zone \"\"") + shm_zone->shm.name.len;
+
+    reg->shpool->log_ctx = ngx_slab_alloc(reg->shpool, len);
+    if (reg->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(reg->shpool->log_ctx, " in mealapi_registry zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    reg->shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_inline ngx_rbtree_key_t
+ngx_http_mealapi_fp_key(u_char *fp)
+{
+    /* a SHA-256 is uniformly distributed: its first bytes are the hash */
+
+    return ((ngx_rbtree_key_t) fp[0] << 24) | (fp[1] << 16) | (fp[2] << 8)
+           | fp[3];
+}
+
+
+static void
+ngx_http_mealapi_reg_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t            **p;
+    ngx_http_mealapi_reg_node_t   *rn, *rnt;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else { /* node->key == temp->key */
+
+            rn = (ngx_http_mealapi_reg_node_t *) &node->color;
+            rnt = (ngx_http_mealapi_reg_node_t *) &temp->color;
+
+            p = (ngx_memcmp(rn->fp, rnt->fp, NGX_HTTP_MEALAPI_FP_LEN) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+static ngx_http_mealapi_reg_node_t *
+ngx_http_mealapi_reg_find(ngx_http_mealapi_reg_sh_t *sh, u_char *fp)
+{
+    ngx_int_t                     rc;
+    ngx_rbtree_key_t              key;
+    ngx_rbtree_node_t            *node, *sentinel;
+    ngx_http_mealapi_reg_node_t  *rn;
+
+    key = ngx_http_mealapi_fp_key(fp);
+
+    node = sh->rbtree.root;
+    sentinel = sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (key < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (key > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        rn = (ngx_http_mealapi_reg_node_t *) &node->color;
+
+        rc = ngx_memcmp(fp, rn->fp, NGX_HTTP_MEALAPI_FP_LEN);
+
+        if (rc == 0) {
+            return rn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+/*
+ * Looks the certificate up and copies the tenant out.  NGX_OK: allowed;
+ * NGX_DECLINED: unknown certificate; NGX_BUSY: the registry was never
+ * loaded; NGX_ABORT: refused, *refusal names why.
+ */
+
+ngx_int_t
+ngx_http_mealapi_registry_lookup(ngx_http_request_t *r,
+    ngx_http_mealapi_registry_t *reg, u_char *fp,
+    ngx_http_mealapi_route_t *route, ngx_http_mealapi_tenant_t *tenant,
+    const char **refusal)
+{
+    u_char                       *p;
+    time_t                        now;
+    ngx_int_t                     rc;
+    ngx_http_mealapi_reg_node_t  *rn;
+
+    p = ngx_pnalloc(r->pool, 3 * NGX_HTTP_MEALAPI_NAME_MAX);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    now = ngx_time();
+    *refusal = NULL;
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+
+    if (!reg->sh->loaded) {
+        ngx_shmtx_unlock(&reg->shpool->mutex);
+        return NGX_BUSY;
+    }
+
+    rn = ngx_http_mealapi_reg_find(reg->sh, fp);
+
+    if (rn == NULL) {
+        ngx_shmtx_unlock(&reg->shpool->mutex);
+        return NGX_DECLINED;
+    }
+
+    tenant->id = rn->tenant_id;
+    tenant->rate_milli = rn->rate_milli;
+    tenant->burst = rn->burst;
+    tenant->quota = rn->quota;
+
+    tenant->slug.data = p;
+    tenant->slug.len = rn->slug_len;
+    p = ngx_cpymem(p, rn->data, rn->slug_len);
+
+    tenant->name.data = p;
+    tenant->name.len = rn->name_len;
+    p = ngx_cpymem(p, rn->data + rn->slug_len, rn->name_len);
+
+    tenant->plan.data = p;
+    tenant->plan.len = rn->plan_len;
+    ngx_memcpy(p, rn->data + rn->slug_len + rn->name_len, rn->plan_len);
+
+    rc = NGX_ABORT;
+
+    if (rn->cert_revoked) {
+        *refusal = "certificate-revoked";
+
+    } else if (rn->tenant_suspended) {
+        *refusal = "tenant-suspended";
+
+    } else if (now < rn->not_before || now >= rn->not_after) {
+        *refusal = "certificate-expired";
+
+    } else if (route && !ngx_http_mealapi_route_allowed(rn, &route->name)) {
+        *refusal = "route-not-in-plan";
+
+    } else {
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    return rc;
+}
+
+
+static ngx_uint_t
+ngx_http_mealapi_route_allowed(ngx_http_mealapi_reg_node_t *rn,
+    ngx_str_t *name)
+{
+    u_char  *p, *last, *comma;
+
+    if (rn->all_routes) {
+        return 1;
+    }
+
+    p = rn->data + rn->slug_len + rn->name_len + rn->plan_len;
+    last = p + rn->routes_len;
+
+    while (p < last) {
+        comma = ngx_strlchr(p, last, ',');
+        if (comma == NULL) {
+            comma = last;
+        }
+
+        if ((size_t) (comma - p) == name->len
+            && ngx_strncmp(p, name->data, name->len) == 0)
+        {
+            return 1;
+        }
+
+        p = comma + 1;
+    }
+
+    return 0;
+}
+
+
+ngx_int_t
+ngx_http_mealapi_registry_init_process(ngx_cycle_t *cycle,
+    ngx_http_mealapi_registry_t *reg)
+{
+    ngx_http_mealapi_sync_t  *sync;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    sync = &ngx_http_mealapi_sync;
+    ngx_memzero(sync, sizeof(ngx_http_mealapi_sync_t));
+
+    sync->reg = reg;
+
+    sync->tick.handler = ngx_http_mealapi_sync_tick;
+    sync->tick.data = sync;
+    sync->tick.log = cycle->log;
+    sync->tick.cancelable = 1;
+
+    sync->listen.db = reg->db;
+    sync->listen.channel = (char *) reg->channel.data;
+    sync->listen.ready = ngx_http_mealapi_sync_ready;
+    sync->listen.notify = ngx_http_mealapi_sync_notify;
+    sync->listen.data = sync;
+
+    sync->op.name = "registry_load";
+    sync->op.sql = ngx_http_mealapi_registry_sql;
+    sync->op.handler = ngx_http_mealapi_sync_loaded;
+    sync->op.data = sync;
+    sync->op.log = cycle->log;
+
+    ngx_add_timer(&sync->tick, 1);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_mealapi_registry_exit_process(ngx_http_mealapi_registry_t *reg)
+{
+    ngx_http_mealapi_sync_t  *sync;
+
+    sync = &ngx_http_mealapi_sync;
+
+    if (sync->reg != reg) {
+        return;
+    }
+
+    if (sync->tick.timer_set) {
+        ngx_del_timer(&sync->tick);
+    }
+
+    if (sync->loading) {
+        ngx_pgasync_cancel(&sync->op);
+        sync->loading = 0;
+    }
+
+    if (sync->owner) {
+        ngx_pgasync_listen_stop(&sync->listen);
+        sync->owner = 0;
+
+        ngx_shmtx_lock(&reg->shpool->mutex);
+
+        if (reg->sh->owner == ngx_pid) {
+            reg->sh->owner = 0;
+            reg->sh->lease_until = 0;
+        }
+
+        ngx_shmtx_unlock(&reg->shpool->mutex);
+    }
+
+    sync->reg = NULL;
+}
+
+
+static ngx_msec_t
+ngx_http_mealapi_wall_msec(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (ngx_msec_t) tp->sec * 1000 + tp->msec;
+}
+
+
+static void
+ngx_http_mealapi_sync_tick(ngx_event_t *ev)
+{
+    ngx_msec_t                    now;
+    ngx_uint_t                    mine;
+    ngx_http_mealapi_sync_t      *sync;
+    ngx_http_mealapi_registry_t  *reg;
+
+    sync = ev->data;
+    reg = sync->reg;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        ngx_http_mealapi_registry_exit_process(reg);
+        return;
+    }
+
+    now = ngx_http_mealapi_wall_msec();
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+
+    mine = reg->sh->owner == ngx_pid || reg->sh->owner == 0
+           || reg->sh->lease_until < now;
+
+    if (mine) {
+        reg->sh->owner = ngx_pid;
+        reg->sh->lease_until = now + NGX_HTTP_MEALAPI_LEASE;
+    }
+
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    if (mine && !sync->owner) {
+        ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+                      "mealapi registry: this worker syncs the registry");
+
+        sync->owner = 1;
+        sync->next_resync = ngx_current_msec + reg->resync;
+        ngx_pgasync_listen_start(&sync->listen);
+
+    } else if (!mine && sync->owner) {
+        ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+                      "mealapi registry: sync lease lost");
+
+        sync->owner = 0;
+        ngx_pgasync_listen_stop(&sync->listen);
+    }
+
+    if (sync->owner
+        && (sync->pending
+            || (ngx_msec_int_t) (ngx_current_msec - sync->next_resync) >= 0))
+    {
+        ngx_http_mealapi_sync_load(sync);
+    }
+
+    ngx_add_timer(ev, NGX_HTTP_MEALAPI_TICK);
+}
+
+
+static void
+ngx_http_mealapi_sync_ready(ngx_pgasync_listen_t *ls)
+{
+    /* LISTEN is in force (again): whatever was missed is loaded now */
+
+    ngx_http_mealapi_sync_load(ls->data);
+}
+
+
+static void
+ngx_http_mealapi_sync_notify(ngx_pgasync_listen_t *ls, const char *payload)
+{
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ls->db->log, 0,
+                   "mealapi registry: notified \"%s\"", payload);
+
+    ngx_http_mealapi_sync_load(ls->data);
+}
+
+
+static void
+ngx_http_mealapi_sync_load(ngx_http_mealapi_sync_t *sync)
+{
+    if (sync->loading) {
+        sync->pending = 1;
+        return;
+    }
+
+    sync->pending = 0;
+    sync->next_resync = ngx_current_msec + sync->reg->resync;
+
+    if (ngx_pgasync_query(sync->reg->db, &sync->op) == NGX_BUSY) {
+        sync->pending = 1;
+        return;
+    }
+
+    sync->loading = 1;
+}
+
+
+static void
+ngx_http_mealapi_sync_loaded(ngx_pgasync_op_t *op)
+{
+    int                            i, n;
+    ngx_uint_t                     generation, bad;
+    ngx_queue_t                   *q, *next;
+    ngx_http_mealapi_sync_t       *sync;
+    ngx_http_mealapi_reg_sh_t     *sh;
+    ngx_http_mealapi_reg_node_t   *rn;
+    ngx_http_mealapi_registry_t   *reg;
+
+    sync = op->data;
+    reg = sync->reg;
+    sync->loading = 0;
+
+    if (op->status != NGX_PGASYNC_OK || PQnfields(op->res) != 14) {
+        ngx_log_error(NGX_LOG_ERR, op->log, 0,
+                      "mealapi registry: load failed (%s), "
+                      "the registry in force stays",
+                      ngx_pgasync_status_text(op->status));
+        goto done;
+    }
+
+    sh = reg->sh;
+    n = PQntuples(op->res);
+    bad = 0;
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+    generation = sh->generation + 1;
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    for (i = 0; i < n; i++) {
+        if (ngx_http_mealapi_sync_row(reg, op->res, i, generation) != NGX_OK) {
+            bad++;
+        }
+    }
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+
+    sh->generation = generation;
+
+    for (q = ngx_queue_head(&sh->queue);
+         q != ngx_queue_sentinel(&sh->queue);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        rn = ngx_queue_data(q, ngx_http_mealapi_reg_node_t, queue);
+
+        if (rn->generation != generation) {
+            ngx_queue_remove(q);
+            ngx_rbtree_delete(&sh->rbtree, (ngx_rbtree_node_t *)
+                              ((u_char *) rn
+                               - offsetof(ngx_rbtree_node_t, color)));
+            ngx_slab_free_locked(reg->shpool, (u_char *) rn
+                                 - offsetof(ngx_rbtree_node_t, color));
+            sh->count--;
+        }
+    }
+
+    sh->loaded = 1;
+    sh->loaded_at = ngx_time();
+
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    if (bad) {
+        ngx_log_error(NGX_LOG_ALERT, op->log, 0,
+                      "mealapi registry: %ui of %d certificates not "
+                      "loaded (invalid or zone full): they are refused",
+                      bad, n);
+    }
+
+    ngx_log_error(NGX_LOG_INFO, op->log, 0,
+                  "mealapi registry: loaded %d certificates in %M ms",
+                  n, op->query_time);
+
+done:
+
+    if (op->res) {
+        PQclear(op->res);
+        op->res = NULL;
+    }
+
+    if (sync->pending && sync->owner) {
+        ngx_http_mealapi_sync_load(sync);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_mealapi_sync_int(PGresult *res, int row, int col, int64_t *v)
+{
+    char     *s, *end;
+    int64_t   n;
+
+    if (PQgetisnull(res, row, col)) {
+        return NGX_ERROR;
+    }
+
+    s = PQgetvalue(res, row, col);
+    errno = 0;
+    n = strtoll(s, &end, 10);
+
+    if (errno || end == s || *end != '\0') {
+        return NGX_ERROR;
+    }
+
+    *v = n;
+    return NGX_OK;
+}
+
+
+/* one row of the registry view into the tree, marked with the generation */
+
+static ngx_int_t
+ngx_http_mealapi_sync_row(ngx_http_mealapi_registry_t *reg, PGresult *res,
+    int row, ngx_uint_t generation)
+{
+    u_char                        fp[NGX_HTTP_MEALAPI_FP_LEN], *hex, *p;
+    size_t                        size, slug, name, plan, routes;
+    ngx_int_t                     b;
+    ngx_uint_t                    i;
+    int64_t                       not_before, not_after, tenant, rate, burst,
+                                  quota;
+    ngx_rbtree_node_t            *node;
+    ngx_http_mealapi_reg_sh_t    *sh;
+    ngx_http_mealapi_reg_node_t  *rn;
+
+    hex = (u_char *) PQgetvalue(res, row, 0);
+
+    if (PQgetlength(res, row, 0) != 2 * NGX_HTTP_MEALAPI_FP_LEN) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < NGX_HTTP_MEALAPI_FP_LEN; i++) {
+        b = ngx_hextoi(hex + 2 * i, 2);
+        if (b == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        fp[i] = (u_char) b;
+    }
+
+    if (ngx_http_mealapi_sync_int(res, row, 3, &not_before) != NGX_OK
+        || ngx_http_mealapi_sync_int(res, row, 4, &not_after) != NGX_OK
+        || ngx_http_mealapi_sync_int(res, row, 5, &tenant) != NGX_OK
+        || ngx_http_mealapi_sync_int(res, row, 9, &rate) != NGX_OK
+        || ngx_http_mealapi_sync_int(res, row, 10, &burst) != NGX_OK
+        || ngx_http_mealapi_sync_int(res, row, 11, &quota) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    slug = PQgetlength(res, row, 6);
+    name = PQgetlength(res, row, 7);
+    plan = PQgetlength(res, row, 8);
+    routes = PQgetlength(res, row, 13);
+
+    if (slug > NGX_HTTP_MEALAPI_NAME_MAX - 1) {
+        return NGX_ERROR;
+    }
+
+    /* names longer than the shm slots are cut, at a UTF-8 boundary */
+
+    if (name > NGX_HTTP_MEALAPI_NAME_MAX - 1) {
+        name = NGX_HTTP_MEALAPI_NAME_MAX - 1;
+        p = (u_char *) PQgetvalue(res, row, 7);
+        while (name && (p[name] & 0xc0) == 0x80) {
+            name--;
+        }
+    }
+
+    if (plan > NGX_HTTP_MEALAPI_NAME_MAX - 1
+        || routes > NGX_HTTP_MEALAPI_ROUTES_MAX)
+    {
+        return NGX_ERROR;
+    }
+
+    size = offsetof(ngx_rbtree_node_t, color)
+           + offsetof(ngx_http_mealapi_reg_node_t, data)
+           + slug + name + plan + routes;
+
+    sh = reg->sh;
+
+    ngx_shmtx_lock(&reg->shpool->mutex);
+
+    rn = ngx_http_mealapi_reg_find(sh, fp);
+
+    if (rn && (rn->slug_len != slug || rn->name_len != name
+               || rn->plan_len != plan || rn->routes_len != routes))
+    {
+        /* the strings changed size: a new node */
+
+        ngx_queue_remove(&rn->queue);
+        node = (ngx_rbtree_node_t *)
+                   ((u_char *) rn - offsetof(ngx_rbtree_node_t, color));
+        ngx_rbtree_delete(&sh->rbtree, node);
+        ngx_slab_free_locked(reg->shpool, node);
+        sh->count--;
+        rn = NULL;
+    }
+
+    if (rn == NULL) {
+        node = ngx_slab_alloc_locked(reg->shpool, size);
+
+        if (node == NULL) {
+            ngx_shmtx_unlock(&reg->shpool->mutex);
+            return NGX_ERROR;
+        }
+
+        rn = (ngx_http_mealapi_reg_node_t *) &node->color;
+        ngx_memcpy(rn->fp, fp, NGX_HTTP_MEALAPI_FP_LEN);
+        node->key = ngx_http_mealapi_fp_key(fp);
+
+        rn->slug_len = (u_char) slug;
+        rn->name_len = (u_char) name;
+        rn->plan_len = (u_char) plan;
+        rn->routes_len = (u_short) routes;
+
+        ngx_rbtree_insert(&sh->rbtree, node);
+        ngx_queue_insert_head(&sh->queue, &rn->queue);
+        sh->count++;
+    }
+
+    rn->generation = generation;
+    rn->cert_revoked = PQgetvalue(res, row, 1)[0] == 't';
+    rn->tenant_suspended = PQgetvalue(res, row, 2)[0] == 't';
+    rn->all_routes = PQgetvalue(res, row, 12)[0] == 't';
+    rn->not_before = (time_t) not_before;
+    rn->not_after = (time_t) not_after;
+    rn->tenant_id = tenant;
+    rn->rate_milli = rate;
+    rn->burst = burst;
+    rn->quota = quota;
+
+    p = ngx_cpymem(rn->data, PQgetvalue(res, row, 6), slug);
+    p = ngx_cpymem(p, PQgetvalue(res, row, 7), name);
+    p = ngx_cpymem(p, PQgetvalue(res, row, 8), plan);
+    ngx_memcpy(p, PQgetvalue(res, row, 13), routes);
+
+    ngx_shmtx_unlock(&reg->shpool->mutex);
+
+    return NGX_OK;
+}

@@ -107,13 +107,19 @@ free_port() {
 
 nginx_stop                         # a leftover from an interrupted run
 rm -rf "$prefix" "$out"
-mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/temp" "$out"
+mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/temp" "$prefix/modules" "$out"
+
+# A private copy of the module: scripts/build.sh cp(1)s over
+# build/modules/*.so in place, which crashes (SIGSEGV) the workers of any
+# nginx that has the old file mapped, so a concurrent `make build` would
+# otherwise wreck the run.
+cp "$top/build/modules/ngx_controlplane_module.so" "$prefix/modules/"
 
 port=${BENCH_PORT:-$(free_port)}
 
 cat > "$prefix/conf/nginx.conf" <<CONF
 # written by bench/run.sh
-load_module $top/build/modules/ngx_controlplane_module.so;
+load_module $prefix/modules/ngx_controlplane_module.so;
 
 master_process on;
 worker_processes $workers;
@@ -185,10 +191,21 @@ fi
 
 # runs --------------------------------------------------------------------
 
+# the run is only valid if PostgreSQL was not restarted in between (the
+# test suite restarts the shared cluster) and no worker died
+pg_started() {
+    psql_su -d postgres -tAc 'SELECT pg_postmaster_start_time()' 2>/dev/null \
+        || echo "not running"
+}
+pg_start0=$(pg_started)
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+busy=$(awk -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN { print (l > 1.0) }')
+[ "$busy" = 1 ] && echo "bench: warning: load average $load0 before the run: other work on this machine skews the numbers" >&2
+
 wrk_cmd="wrk -t$threads -c$conns -d${secs}s --latency '$url'"
 pgs_cmd="pgbench -h $pgdir -p $pgport -U postgres -S -M prepared -c $conns -j $threads -T $secs nutripro_bench"
-pgf_cmd="pgbench -h $pgdir -p $pgport -U nutripro_controlplane -n -f bench/plans_page.sql -M prepared -c $conns -j $threads -T $secs nutripro"
-pge_cmd="pgbench -h $pgdir -p $pgport -U nutripro_controlplane -n -f bench/plans_page.sql -M extended -c $conns -j $threads -T $secs nutripro"
+pgf_cmd="pgbench -h $pgdir -p $pgport -U nutripro_controlplane -n -f $top/bench/plans_page.sql -M prepared -c $conns -j $threads -T $secs nutripro"
+pge_cmd="pgbench -h $pgdir -p $pgport -U nutripro_controlplane -n -f $top/bench/plans_page.sql -M extended -c $conns -j $threads -T $secs nutripro"
 
 echo "bench: nginx on 127.0.0.1:$port (workers $workers, pool $pgconns), $conns clients, ${secs}s per run"
 
@@ -219,6 +236,7 @@ run_pgbench pgbench-plans-extended -h "$pgdir" -p "$pgport" \
     -c "$conns" -j "$threads" -T "$secs" nutripro
 
 nginx_stop
+pg_start1=$(pg_started)
 
 # results -----------------------------------------------------------------
 
@@ -236,9 +254,6 @@ tps_of() {
 lat_of() {
     awk '/^latency average/ { print $4 }' "$out/$1.log"
 }
-fail_of() {
-    awk '/^number of failed transactions:/ { print $5; exit }' "$out/$1.log"
-}
 
 tps_s=$(tps_of pgbench-S)
 tps_fp=$(tps_of pgbench-plans-prepared)
@@ -252,10 +267,24 @@ r_fp=$(ratio "$rps" "$tps_fp")
 r_fe=$(ratio "$rps" "$tps_fe")
 verdict=$(awk -v r="$r_s" -v t="$target" \
     'BEGIN { print (r >= t) ? "meets target" : "BELOW target" }')
-valid=yes
-if [ "$non2xx" != 0 ] || [ -n "$sockerr" ]; then
-    valid="NO: wrk saw non-2xx=$non2xx ${sockerr:+socket errors: $sockerr}"
+problems=
+[ "$non2xx" != 0 ] && problems="$problems; wrk saw $non2xx non-2xx responses"
+[ -n "$sockerr" ] && problems="$problems; wrk socket errors: $sockerr"
+[ "$pg_start0" != "$pg_start1" ] \
+    && problems="$problems; PostgreSQL restarted during the run ($pg_start0 -> $pg_start1)"
+crashes=$(grep -c 'exited on signal' "$prefix/logs/error.log" 2>/dev/null || true)
+[ "${crashes:-0}" != 0 ] && problems="$problems; $crashes nginx worker crash(es), see $prefix/logs/error.log"
+errors=$(grep -c '\[\(error\|crit\|alert\|emerg\)\]' "$prefix/logs/error.log" 2>/dev/null || true)
+[ "${errors:-0}" != 0 ] && problems="$problems; $errors error-log lines of level error or worse"
+for f in pgbench-S pgbench-plans-prepared pgbench-plans-extended; do
+    n=$(awk '/^number of failed transactions:/ { print $5; exit }' "$out/$f.log")
+    [ "${n:-0}" != 0 ] && problems="$problems; $f: $n failed transactions"
+done
+if [ -n "$problems" ]; then
+    valid="NO${problems}"
     verdict="INVALID ($verdict)"
+else
+    valid=yes
 fi
 
 table=$(cat <<TXT
@@ -273,6 +302,7 @@ echo "$table"
 echo
 echo "primary ratio (nginx rps / pgbench -S -M prepared tps): $r_s, target $target: $verdict"
 echo "wrk: $wrk_total requests, non-2xx $non2xx${sockerr:+, socket errors: $sockerr}"
+[ -n "$problems" ] && echo "bench: run NOT valid${problems}" >&2
 echo "logs: $out"
 
 if [ "$record" = 1 ]; then
@@ -294,11 +324,12 @@ if [ "$record" = 1 ]; then
         echo "- warm-up: ${warmup}s of wrk, not recorded; runs one after another, ${secs}s each"
         [ -n "$note" ] && echo "- note: $note"
         echo "- commands:"
-        echo "  - \`$wrk_cmd\`" | sed "s|$top/||g"
-        echo "  - \`$pgs_cmd\`" | sed "s|$top/||g"
-        echo "  - \`$pgf_cmd\`" | sed "s|$top/||g"
-        echo "  - \`$pge_cmd\`" | sed "s|$top/||g"
-        echo "- valid: $valid (failed pgbench transactions: $(fail_of pgbench-S)/$(fail_of pgbench-plans-prepared)/$(fail_of pgbench-plans-extended))"
+        echo "  - \`$wrk_cmd\`"
+        echo "  - \`$pgs_cmd\`"
+        echo "  - \`$pgf_cmd\`"
+        echo "  - \`$pge_cmd\`"
+        echo "- load average before the runs: $load0"
+        echo "- valid: $valid"
         echo
         echo "$table"
         echo

@@ -48,6 +48,9 @@ static void ngx_pgasync_listen_lost(ngx_pgasync_listen_t *ls);
 static void ngx_pgasync_listen_retry(ngx_event_t *ev);
 
 
+static void ngx_pgasync_notice(void *arg, const char *message);
+
+
 static const char  *ngx_pgasync_status_names[] = {
     "ok",
     "sql",
@@ -293,6 +296,8 @@ ngx_pgasync_connect(ngx_pgasync_conn_t *conn)
         return NGX_ERROR;
     }
 
+    PQsetNoticeProcessor(conn->pg, ngx_pgasync_notice, db);
+
     if (PQstatus(conn->pg) == CONNECTION_BAD
         || PQsetnonblocking(conn->pg, 1) != 0)
     {
@@ -357,6 +362,26 @@ failed:
     db->next_server++;
 
     return NGX_ERROR;
+}
+
+
+/* libpq prints notices to stderr by default; they go to the log */
+
+static void
+ngx_pgasync_notice(void *arg, const char *message)
+{
+    ngx_pgasync_db_t  *db = arg;
+
+    size_t  len;
+
+    len = ngx_strlen(message);
+
+    while (len && (message[len - 1] == '\n' || message[len - 1] == ' ')) {
+        len--;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, db->log, 0, "pgasync \"%V\": server: %*s",
+                  &db->name, len, message);
 }
 
 
@@ -649,6 +674,14 @@ ngx_pgasync_read(ngx_pgasync_conn_t *conn)
 
     for ( ;; ) {
         if (PQisBusy(conn->pg)) {
+            if (conn->c->read->pending_eof) {
+                ngx_log_error(NGX_LOG_ERR, conn->c->log, 0,
+                              "pgasync \"%V\": server closed the connection "
+                              "during \"%s\"", &conn->db->name,
+                              op ? op->name : "?");
+                ngx_pgasync_fail(conn, NGX_PGASYNC_ERR_CONNECTION);
+            }
+
             return;
         }
 
@@ -725,7 +758,14 @@ ngx_pgasync_idle_read(ngx_pgasync_conn_t *conn)
 {
     PGnotify  *n;
 
-    if (!PQconsumeInput(conn->pg) || PQstatus(conn->pg) == CONNECTION_BAD) {
+    /*
+     * A server going away sends an error and closes in one edge: the
+     * close is seen through pending_eof, not a later event.
+     */
+
+    if (!PQconsumeInput(conn->pg) || PQstatus(conn->pg) == CONNECTION_BAD
+        || conn->c->read->pending_eof)
+    {
         ngx_log_error(NGX_LOG_INFO, conn->c->log, 0,
                       "pgasync \"%V\": idle connection closed by server",
                       &conn->db->name);

@@ -138,8 +138,9 @@ GET /api/v1/plans?limit=2&cursor=2
  "GET /api/v1/plans?cursor=%FF%FE", "GET /api/v1/plans?cursor=9999999999999999999"]
 --- error_code eval
 [400, 400, 400, 400, 400]
---- response_headers
-Content-Type: application/problem+json
+--- response_body_like eval
+[qr/invalid-pagination/, qr/invalid-pagination/, qr/invalid-pagination/,
+ qr/invalid-pagination/, qr/invalid-pagination/]
 
 
 

@@ -16,7 +16,7 @@ use Cwd qw(getcwd);
 use Time::HiRes qw(time sleep);
 use Exporter 'import';
 
-our @EXPORT = qw(psql pg_ctl concurrent_get curl_get timed_get);
+our @EXPORT = qw(psql pg_ctl concurrent_get concurrent_raw curl_get timed_get);
 
 my $top = getcwd();
 
@@ -44,7 +44,7 @@ sub psql {
     my $out = <$fh> // '';
     close $fh;
     die "psql failed ($?): $sql\n" if $? != 0 && !$opt{may_fail};
-    chomp $out;
+    $out =~ s/\s+\z//;
     return $out;
 }
 
@@ -93,6 +93,20 @@ sub concurrent_get {
     }
     close $fh;
     return \%count;
+}
+
+# n parallel GETs; returns every response (headers and body) concatenated
+sub concurrent_raw {
+    my ($url, $n, %opt) = @_;
+    my $max = $opt{max_time} || 10;
+    my @urls = map { ($url, '-o', '-') } 1 .. $n;
+    open my $fh, '-|', 'curl', '-s', '-i', '--parallel', '--parallel-immediate',
+        '--parallel-max', $n, '-m', $max, @urls
+        or die "curl: $!";
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+    return $out;
 }
 
 1;

@@ -260,6 +260,9 @@ sub _run_block {
     };
     my $name = $ctx->{name};
 
+    # random ports are per block (they are also put in %ENV for Perl code)
+    delete $ENV{$_} for grep { /^TEST_NGINX_RAND_PORT_\d+$/ } keys %ENV;
+
     for my $sec (@UNSUPPORTED) {
         warn "WARNING: $name - --- $sec is not supported by the bundled Test::Nginx driver\n"
             if defined _sec($block, $sec);
@@ -303,21 +306,22 @@ sub _run_block {
             bail_out("$name - No '--- config' section specified and could not get previous one");
         }
         _stop_nginx();
-        _prepare_servroot($ctx, $conf_text) or return;
+        _prepare_servroot($ctx, $conf_text);
         my $res = $Server->start;
-        _show_stderr($ctx, $res->{stderr});
-        if (!$res->{ok}) {
+        if ($res->{ok}) {
+            _show_stderr($ctx, $res->{stderr});
+            $RunningConf = $conf_text;
+        } else {
             my $directive = _missing_directive($res);
+            $Server->stop;
             if ($IgnoreMissingDirectives && defined $directive) {
+                # run the block "dry": every check is reported as skipped
                 $ctx->{dry_run} = "the lack of directive $directive";
             } else {
                 Test::More::fail("$name - failed to start nginx: $res->{error}");
                 Test::More::diag($res->{stderr}) if $res->{stderr} ne '';
-                $Server->stop;
                 return;
             }
-        } else {
-            $RunningConf = $conf_text;
         }
     }
     $ShutdownCtx = $ctx;
@@ -338,14 +342,10 @@ sub _run_block {
         _run_requests($ctx, $rep);
     }
     $tb->todo_end if defined $todo_reason;
-
-    for my $n (keys %{ $ctx->{rand_ports} }) {
-        delete $ENV{"TEST_NGINX_RAND_PORT_$n"};
-    }
 }
 
 # Write the server root for a block: directories, user files, nginx.conf,
-# then run post_setup_server_root. Returns false (after a failure) on error.
+# then run post_setup_server_root. Bails out when that is impossible.
 sub _prepare_servroot {
     my ($ctx, $conf_text) = @_;
     my $block = $ctx->{block};
@@ -359,7 +359,6 @@ sub _prepare_servroot {
     if (defined(my $code = _sec($block, 'post_setup_server_root'))) {
         _run_perl($ctx, 'post_setup_server_root', $code);
     }
-    return 1;
 }
 
 # A block whose nginx must fail to start.
@@ -368,23 +367,26 @@ sub _run_must_die {
     my $name = $ctx->{name};
     bail_out("$name - No '--- config' section specified and could not get previous one")
         unless defined $conf_text;
-    _prepare_servroot($ctx, $conf_text) or return;
+    _prepare_servroot($ctx, $conf_text);
     my $res = $Server->start;
     _show_stderr($ctx, $res->{stderr});
+    $Server->stop;    # in case it did start
+    $RunningConf = undef;
 
     if (Scalar::Util::looks_like_number($expected)) {
         Test::More::is($res->{exit_code}, $expected, "$name - die with the expected exit code");
     } else {
         Test::More::ok(!$res->{ok}, "$name - die as expected");
     }
-    if ($res->{ok}) {
-        $Server->stop;
-    }
-    $RunningConf = undef;
 
-    # the startup error goes to stderr (and error.log once nginx opened it)
-    my @lines = map { "$_\n" } split /\n/, $res->{stderr};
-    push @lines, @{ $Server->new_log_lines('error') };
+    # The startup error is in error.log once nginx has opened it; earlier
+    # errors only reach stderr. Look at both, without duplicates.
+    my @lines = @{ $Server->new_log_lines('error') };
+    my $logged = join '', @lines;
+    for my $line (split /\n/, $res->{stderr}) {
+        (my $msg = $line) =~ s/^nginx: \[\w+\] //;
+        push @lines, "$line\n" if index($logged, $msg) < 0;
+    }
     _check_logs($ctx, 0, lines => \@lines);
 }
 
@@ -626,6 +628,7 @@ sub _free_port {
 #   heads   => [...]   one HEAD flag per expected response
 #   req     => {...}   the parsed request (curl mode)
 #   curl    => 1       send with the curl binary
+#   pipelined => 1     all the requests go out on one connection
 sub _request_list {
     my ($ctx) = @_;
     my $block = $ctx->{block};
@@ -650,7 +653,7 @@ sub _request_list {
         my $all = join '', map { $_->{value} } @packets;
         push @list, { packets => \@packets, heads => [ $all =~ /^\s*HEAD\s/ ? 1 : 0 ] };
 
-    } elsif (defined(my $pipe = _expanded($ctx, 'pipelined_requests'))) {
+    } elsif (defined(my $pipe = _sec($block, 'pipelined_requests'))) {
         bail_out("$name - --- pipelined_requests must be an array (use eval)")
             unless ref $pipe eq 'ARRAY';
         my ($bytes, @heads) = ('');

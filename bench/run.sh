@@ -114,12 +114,15 @@ mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/temp" "$prefix/modules" "$out"
 # nginx that has the old file mapped, so a concurrent `make build` would
 # otherwise wreck the run.
 cp "$top/build/modules/ngx_controlplane_module.so" "$prefix/modules/"
+so=$prefix/modules/ngx_controlplane_module.so
+sobuilt=$(date -u -r "$top/build/modules/ngx_controlplane_module.so" '+%Y-%m-%d %H:%M:%S UTC')
+sosum=$(sha256sum "$so" | cut -c1-12)
 
 port=${BENCH_PORT:-$(free_port)}
 
 cat > "$prefix/conf/nginx.conf" <<CONF
 # written by bench/run.sh
-load_module $prefix/modules/ngx_controlplane_module.so;
+load_module $so;
 
 master_process on;
 worker_processes $workers;
@@ -308,7 +311,7 @@ echo "logs: $out"
 if [ "$record" = 1 ]; then
     [ -f "$results" ] || printf '# Benchmark results\n\nAppended by `make bench` (bench/run.sh); see bench/README.md.\n' >"$results"
     cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
-    pgver=$("$pgbench" -h "$pgdir" -p "$pgport" -U postgres --version 2>/dev/null | head -1)
+    pgver=$("$pgbench" --version 2>/dev/null | head -1)
     srvver=$(psql_su -d postgres -tAc 'SHOW server_version' 2>/dev/null || true)
     ngxver=$("$nginx" -v 2>&1 | sed 's/^nginx version: //')
     rev=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -319,7 +322,7 @@ if [ "$record" = 1 ]; then
         echo
         echo "- machine: nproc $(nproc), ${cpu:-unknown CPU}, $(uname -sm)"
         echo "- software: $ngxver, PostgreSQL $srvver, ${pgver:-pgbench}, $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
-        echo "- source: $rev${dirty:+ (uncommitted changes in the module sources)}"
+        echo "- source: $rev${dirty:+ (uncommitted changes in the module sources)}; ngx_controlplane_module.so built $sobuilt, sha256 $sosum"
         echo "- nginx: worker_processes $workers, controlplane_database max_connections $pgconns, queue 1024, access_log off"
         echo "- warm-up: ${warmup}s of wrk, not recorded; runs one after another, ${secs}s each"
         [ -n "$note" ] && echo "- note: $note"

@@ -1054,10 +1054,12 @@ ngx_pgasync_listen_read(ngx_pgasync_conn_t *conn)
 
     ls = conn->listen;
 
-    if (!PQconsumeInput(conn->pg)) {
+    if (!PQconsumeInput(conn->pg) || PQstatus(conn->pg) == CONNECTION_BAD
+        || conn->c->read->pending_eof)
+    {
         ngx_log_error(NGX_LOG_WARN, conn->c->log, 0,
-                      "pgasync \"%V\": LISTEN connection lost: %s",
-                      &conn->db->name, PQerrorMessage(conn->pg));
+                      "pgasync \"%V\": LISTEN connection lost",
+                      &conn->db->name);
         ngx_pgasync_listen_lost(ls);
         return;
     }

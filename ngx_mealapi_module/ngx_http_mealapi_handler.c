@@ -24,6 +24,9 @@ static ngx_int_t ngx_http_mealapi_read_body(ngx_http_request_t *r,
 static void ngx_http_mealapi_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mealapi_finish(ngx_http_request_t *r,
     ngx_http_mealapi_ctx_t *ctx, ngx_http_mealapi_loc_conf_t *mlcf);
+static ngx_int_t ngx_http_mealapi_park(ngx_http_request_t *r,
+    ngx_http_mealapi_ctx_t *ctx);
+static void ngx_http_mealapi_wake(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mealapi_not_allowed(ngx_http_request_t *r,
     ngx_uint_t allow, ngx_http_mealapi_ctx_t *ctx);
 
@@ -49,6 +52,9 @@ ngx_http_mealapi_access_handler(ngx_http_request_t *r)
         case NGX_HTTP_MEALAPI_READING:
             return NGX_AGAIN;
 
+        case NGX_HTTP_MEALAPI_WAITING:
+            goto identify;
+
         case NGX_HTTP_MEALAPI_BODY:
             ctx->state = NGX_HTTP_MEALAPI_DONE;
 
@@ -70,8 +76,14 @@ ngx_http_mealapi_access_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, ctx, ngx_mealapi_module);
 
+identify:
+
     if (mlcf->enable) {
         rc = ngx_http_mealapi_identify(r, ctx, mlcf);
+
+        if (rc == NGX_AGAIN) {
+            return ngx_http_mealapi_park(r, ctx);
+        }
 
         if (rc != NGX_OK) {
             ctx->state = NGX_HTTP_MEALAPI_DONE;
@@ -80,7 +92,9 @@ ngx_http_mealapi_access_handler(ngx_http_request_t *r)
 
         /* only the gateway speaks in the identity header name space */
 
-        ngx_http_mealapi_strip_identity(r, &mlcf->prefix);
+        if (ngx_http_mealapi_strip_identity(r, &mlcf->prefix) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     return ngx_http_mealapi_read_body(r, ctx, mlcf);
@@ -142,6 +156,10 @@ ngx_http_mealapi_identify(ngx_http_request_t *r, ngx_http_mealapi_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
 
     case NGX_BUSY:
+        if (ctx->waited < mmcf->registry->startup_wait) {
+            return NGX_AGAIN;
+        }
+
         return ngx_http_mealapi_refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                        "registry-unavailable",
                                        "Service Unavailable", ctx);
@@ -263,6 +281,54 @@ ngx_http_mealapi_finish(ngx_http_request_t *r, ngx_http_mealapi_ctx_t *ctx,
     }
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * Right after a start nothing is loaded yet: the request waits for the
+ * first load in steps of 50 ms, as limit_req delays, on the write event.
+ */
+
+static ngx_int_t
+ngx_http_mealapi_park(ngx_http_request_t *r, ngx_http_mealapi_ctx_t *ctx)
+{
+    ctx->state = NGX_HTTP_MEALAPI_WAITING;
+    ctx->waited += 50;
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_mealapi_wake;
+
+    r->connection->write->delayed = 1;
+    ngx_add_timer(r->connection->write, 50);
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_mealapi_wake(ngx_http_request_t *r)
+{
+    ngx_event_t  *wev;
+
+    wev = r->connection->write;
+
+    if (wev->delayed) {
+        if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        }
+
+        return;
+    }
+
+    if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    ngx_http_core_run_phases(r);
 }
 
 

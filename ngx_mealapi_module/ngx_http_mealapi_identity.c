@@ -111,11 +111,11 @@ ngx_http_mealapi_client_cert(ngx_http_request_t *r, ngx_int_t index,
  * so the list is rebuilt, and only when such a header is present.
  */
 
-void
+ngx_int_t
 ngx_http_mealapi_strip_identity(ngx_http_request_t *r, ngx_str_t *prefix)
 {
     ngx_uint_t        i, found;
-    ngx_list_t        headers;
+    ngx_list_t        old;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h, *nh;
 
@@ -143,20 +143,25 @@ ngx_http_mealapi_strip_identity(ngx_http_request_t *r, ngx_str_t *prefix)
     }
 
     if (found == 0) {
-        return;
+        return NGX_OK;
     }
 
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                   "mealapi: removed %ui client-supplied identity header%s",
                   found, found == 1 ? "" : "s");
 
-    if (ngx_list_init(&headers, r->pool, 20, sizeof(ngx_table_elt_t))
+    /* the old parts stay in the pool: iterate them, push into a new list */
+
+    old = r->headers_in.headers;
+
+    if (ngx_list_init(&r->headers_in.headers, r->pool, old.nalloc,
+                      sizeof(ngx_table_elt_t))
         != NGX_OK)
     {
-        return;
+        return NGX_ERROR;
     }
 
-    part = &r->headers_in.headers.part;
+    part = &old.part;
     h = part->elts;
 
     for (i = 0; /* void */; i++) {
@@ -177,15 +182,15 @@ ngx_http_mealapi_strip_identity(ngx_http_request_t *r, ngx_str_t *prefix)
             continue;
         }
 
-        nh = ngx_list_push(&headers);
+        nh = ngx_list_push(&r->headers_in.headers);
         if (nh == NULL) {
-            return;
+            return NGX_ERROR;
         }
 
         *nh = h[i];
     }
 
-    r->headers_in.headers = headers;
+    return NGX_OK;
 }
 
 

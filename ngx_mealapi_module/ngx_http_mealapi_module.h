@@ -66,6 +66,7 @@ typedef struct {
     ngx_shm_zone_t                *shm_zone;
     ngx_pgasync_db_t              *db;
     ngx_msec_t                     resync;
+    ngx_msec_t                     startup_wait;
     ngx_str_t                      channel;
 } ngx_http_mealapi_registry_t;
 
@@ -113,6 +114,7 @@ typedef struct {
 #define NGX_HTTP_MEALAPI_READING   1
 #define NGX_HTTP_MEALAPI_BODY      2
 #define NGX_HTTP_MEALAPI_DONE      3
+#define NGX_HTTP_MEALAPI_WAITING   4
 
 typedef struct {
     ngx_uint_t                     state;
@@ -120,6 +122,7 @@ typedef struct {
     ngx_http_mealapi_route_t      *route;
     ngx_http_mealapi_tenant_t      tenant;
     ngx_uint_t                     has_tenant;
+    ngx_msec_t                     waited;      /* for a first registry */
     time_t                         timestamp;
     u_char                         body_sha256[64];  /* hex */
     ngx_str_t                      signature;   /* "v1=<hex>" */
@@ -145,7 +148,7 @@ ngx_int_t ngx_http_mealapi_registry_lookup(ngx_http_request_t *r,
 /* ngx_http_mealapi_identity.c */
 ngx_int_t ngx_http_mealapi_client_cert(ngx_http_request_t *r,
     ngx_int_t index, u_char **fp, long *verify);
-void ngx_http_mealapi_strip_identity(ngx_http_request_t *r,
+ngx_int_t ngx_http_mealapi_strip_identity(ngx_http_request_t *r,
     ngx_str_t *prefix);
 ngx_int_t ngx_http_mealapi_sign(ngx_http_request_t *r,
     ngx_http_mealapi_ctx_t *ctx, ngx_http_mealapi_loc_conf_t *mlcf);

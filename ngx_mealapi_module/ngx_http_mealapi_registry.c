@@ -5,7 +5,10 @@
  * one worker at a time.
  *
  *     mealapi_registry zone=NAME:SIZE database=DB [resync=60s]
- *                      [channel=nutripro_registry];
+ *                      [channel=nutripro_registry] [startup_wait=3s];
+ *
+ * Until the first load succeeds, requests wait up to startup_wait for it,
+ * then get 503.
  *
  * The syncing worker holds a lease in the zone, renewed every 500 ms; when
  * it exits it gives the lease up, when it dies the lease runs out (3 s) and
@@ -97,6 +100,7 @@ ngx_http_mealapi_registry_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_null(&db);
     ngx_str_set(&reg->channel, "nutripro_registry");
     reg->resync = 60000;
+    reg->startup_wait = 3000;
 
     for (i = 1; i < cf->args->nelts; i++) {
 
@@ -139,6 +143,18 @@ ngx_http_mealapi_registry_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
             reg->resync = ngx_parse_time(&s, 0);
             if (reg->resync == (ngx_msec_t) NGX_ERROR || reg->resync == 0) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "startup_wait=", 13) == 0) {
+            s.data = value[i].data + 13;
+            s.len = value[i].len - 13;
+
+            reg->startup_wait = ngx_parse_time(&s, 0);
+            if (reg->startup_wait == (ngx_msec_t) NGX_ERROR) {
                 goto invalid;
             }
 

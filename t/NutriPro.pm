@@ -16,7 +16,8 @@ use Cwd qw(getcwd);
 use Time::HiRes qw(time sleep);
 use Exporter 'import';
 
-our @EXPORT = qw(psql pg_ctl concurrent_get concurrent_raw curl_get timed_get);
+our @EXPORT = qw(psql pg_ctl concurrent_get concurrent_raw curl_get timed_get
+                 cert_fingerprint gateway_fixture);
 
 my $top = getcwd();
 
@@ -93,6 +94,56 @@ sub concurrent_get {
     }
     close $fh;
     return \%count;
+}
+
+# lower-case hex SHA-256 of a dev PKI certificate
+sub cert_fingerprint {
+    my $name = shift;
+    my $out = `openssl x509 -in $ENV{TEST_NGINX_PKI}/$name.crt -noout -fingerprint -sha256`;
+    $out =~ s/.*=//s;
+    $out =~ s/[:\s]//g;
+    return lc $out;
+}
+
+sub cert_dates {
+    my $name = shift;
+    my $out = `openssl x509 -in $ENV{TEST_NGINX_PKI}/$name.crt -noout -startdate -enddate`;
+    my ($nb) = $out =~ /notBefore=(.+)/;
+    my ($na) = $out =~ /notAfter=(.+)/;
+    return ($nb, $na);
+}
+
+# The gateway tests' tenants, reset to a known state:
+#   tenant-a  plan "standard", certificates tenant-a and (expired) tenant-expired
+#   tenant-b  plan "test-limited" (route samples.list only), certificate tenant-b
+#   tenant-c  certificate not registered
+sub gateway_fixture {
+    my @certs = map { cert_fingerprint($_) } qw(tenant-a tenant-b tenant-c tenant-expired);
+    my $list = join ',', map { "decode('$_', 'hex')" } @certs;
+    my $sql = <<SQL;
+DELETE FROM tenant_certificates WHERE fingerprint_sha256 IN ($list);
+INSERT INTO plans (name, description, rate_per_sec, burst, monthly_quota, routes)
+VALUES ('test-limited', 'tests: listing only', 50, 100, NULL, '{samples.list}')
+ON CONFLICT (name) DO UPDATE SET routes = EXCLUDED.routes;
+INSERT INTO tenants (slug, name, plan_id)
+SELECT s, n, (SELECT id FROM plans WHERE name = p)
+FROM (VALUES ('tenant-a', 'Tenant A Meal Planner', 'standard'),
+             ('tenant-b', 'Tenant B Meal Planner', 'test-limited')) v(s, n, p)
+ON CONFLICT (slug) DO UPDATE SET status = 'active', plan_id = EXCLUDED.plan_id,
+    deleted_at = NULL;
+SQL
+    for my $c (['tenant-a', 'tenant-a'], ['tenant-b', 'tenant-b'],
+               ['tenant-a', 'tenant-expired']) {
+        my ($tenant, $cert) = @$c;
+        my $fp = cert_fingerprint($cert);
+        my ($nb, $na) = cert_dates($cert);
+        $sql .= "INSERT INTO tenant_certificates (tenant_id, fingerprint_sha256, "
+              . "subject, serial, not_before, not_after) SELECT id, "
+              . "decode('$fp', 'hex'), 'CN=$cert', '01', '$nb', '$na' "
+              . "FROM tenants WHERE slug = '$tenant';\n";
+    }
+    psql($sql);
+    return psql("SELECT id FROM tenants WHERE slug = 'tenant-a'");
 }
 
 # n parallel GETs; returns every response (headers and body) concatenated

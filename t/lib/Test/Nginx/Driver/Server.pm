@@ -65,7 +65,9 @@ sub setup_root {
         opendir my $dh, $root or return "cannot open $root: $!";
         my @entries = grep { $_ ne '.' && $_ ne '..' } readdir $dh;
         closedir $dh;
-        if (@entries && !-d "$root/conf" && !-d "$root/logs") {
+        my $ours = $root =~ m{/servroot[^/]*/?$}
+            || grep { -d "$root/$_" } qw(conf logs html), @TEMP_DIRS;
+        if (@entries && !$ours) {
             return "refusing to wipe $root: it does not look like a server root";
         }
         File::Path::remove_tree($root, { error => \my $err });

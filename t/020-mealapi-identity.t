@@ -1,0 +1,451 @@
+# The gateway's identity: mTLS client certificates -> the tenant registry
+# (synced from PostgreSQL), deny-by-default routes, plan scopes, spoofed
+# identity headers, the signed identity and its verification, mTLS to the
+# backend.
+#
+# Layout: the gateway (mTLS) listens on RAND_PORT_1, the backend (mTLS,
+# verifying the signature) on RAND_PORT_2, and an echo behind it on
+# RAND_PORT_3.  The test server's locations /a/, /b/, /c/, /expired/,
+# /foreign/ and /none/ are clients presenting the certificates of
+# tenant-a, tenant-b, tenant-c (unregistered), an expired tenant-a
+# certificate, a foreign CA's certificate, and none.
+
+use Test::Nginx::Socket 'no_plan';
+use t::NutriPro;
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+no_shuffle();
+
+our $TenantA = gateway_fixture();
+our $Base = "http://127.0.0.1:" . ($ENV{TEST_NGINX_SERVER_PORT}
+                                   || $ENV{TEST_NGINX_PORT} || 1984);
+
+add_response_body_check(sub {
+    my ($block, $body, $req_idx, $repeated_req_idx, $dry_run) = @_;
+    my $code = $block->nutripro_check or return;
+    return if $dry_run || $req_idx > 0;
+    my $name = $block->name;
+    eval "$code; 1" or fail("$name: check died: $@");
+});
+
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    $block->set_value('main_config', <<'CONF') unless defined $block->main_config;
+load_module $TEST_NGINX_MODULES/ngx_mealapi_module.so;
+CONF
+
+    $block->set_value('http_config', <<'CONF' . ($block->extra_http_config // '')) unless defined $block->http_config;
+mealapi_database gw {
+    server unix:$TEST_NGINX_PG_SOCKET;
+    dbname nutripro;
+    user nutripro_gateway;
+}
+mealapi_registry zone=tenants:1m database=gw;
+
+# the gateway
+server {
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1 ssl;
+    ssl_certificate $TEST_NGINX_PKI/gateway.crt;
+    ssl_certificate_key $TEST_NGINX_PKI/gateway.key;
+    ssl_client_certificate $TEST_NGINX_PKI/tenant-ca.crt;
+    ssl_verify_client optional_no_ca;
+
+    mealapi_route samples.create     POST /v1/samples;
+    mealapi_route samples.list       GET  /v1/samples;
+    mealapi_route generations.create POST /v1/generations;
+    mealapi_route generations.get    GET  "/v1/generations/{id}";
+    mealapi_signing_key $TEST_NGINX_PKI/identity.key;
+    mealapi_max_body 4k;
+
+    error_page 495 496 = @refused;
+    location @refused { mealapi on; }
+
+    location / {
+        mealapi on;
+        proxy_pass https://127.0.0.1:$TEST_NGINX_RAND_PORT_2;
+        proxy_ssl_certificate $TEST_NGINX_PKI/gateway-client.crt;
+        proxy_ssl_certificate_key $TEST_NGINX_PKI/gateway-client.key;
+        proxy_ssl_trusted_certificate $TEST_NGINX_PKI/infra-ca.crt;
+        proxy_ssl_verify on;
+        proxy_ssl_name localhost;
+    }
+}
+
+# the backend: the gateway's certificate only, and a valid signature
+server {
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_2 ssl;
+    ssl_certificate $TEST_NGINX_PKI/backend.crt;
+    ssl_certificate_key $TEST_NGINX_PKI/backend.key;
+    ssl_client_certificate $TEST_NGINX_PKI/infra-ca.crt;
+    ssl_verify_client on;
+    mealapi_signing_key $TEST_NGINX_PKI/identity.key;
+
+    location / {
+        mealapi_verify_signature on;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_3;
+        proxy_set_header X-Echo-Signature $mealapi_signature_status;
+        proxy_set_header X-Echo-Body $mealapi_body_sha256;
+        proxy_set_header X-Echo-Client $ssl_client_s_dn;
+    }
+}
+
+server {
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_3;
+    location / {
+        return 200 "uri=$request_uri method=$request_method tenant_id=$http_x_mealapi_tenant_id tenant=$http_x_mealapi_tenant plan=$http_x_mealapi_plan sig=$http_x_echo_signature body=$http_x_echo_body client=$http_x_echo_client evil=$http_x_mealapi_evil\n";
+    }
+}
+CONF
+
+    $block->set_value('config', <<'CONF' . ($block->extra_config // '')) unless defined $block->config;
+# each client location is another tenant: no TLS session resumed across them
+proxy_ssl_session_reuse off;
+
+location /a/ {
+    proxy_pass https://127.0.0.1:$TEST_NGINX_RAND_PORT_1/;
+    proxy_ssl_certificate $TEST_NGINX_PKI/tenant-a.crt;
+    proxy_ssl_certificate_key $TEST_NGINX_PKI/tenant-a.key;
+}
+location /b/ {
+    proxy_pass https://127.0.0.1:$TEST_NGINX_RAND_PORT_1/;
+    proxy_ssl_certificate $TEST_NGINX_PKI/tenant-b.crt;
+    proxy_ssl_certificate_key $TEST_NGINX_PKI/tenant-b.key;
+}
+location /c/ {
+    proxy_pass https://127.0.0.1:$TEST_NGINX_RAND_PORT_1/;
+    proxy_ssl_certificate $TEST_NGINX_PKI/tenant-c.crt;
+    proxy_ssl_certificate_key $TEST_NGINX_PKI/tenant-c.key;
+}
+location /expired/ {
+    proxy_pass https://127.0.0.1:$TEST_NGINX_RAND_PORT_1/;
+    proxy_ssl_certificate $TEST_NGINX_PKI/tenant-expired.crt;
+    proxy_ssl_certificate_key $TEST_NGINX_PKI/tenant-expired.key;
+}
+location /foreign/ {
+    proxy_pass https://127.0.0.1:$TEST_NGINX_RAND_PORT_1/;
+    proxy_ssl_certificate $TEST_NGINX_PKI/foreign-tenant.crt;
+    proxy_ssl_certificate_key $TEST_NGINX_PKI/foreign-tenant.key;
+}
+location /none/ {
+    proxy_pass https://127.0.0.1:$TEST_NGINX_RAND_PORT_1/;
+}
+location /direct/ {
+    # straight to the backend, as the gateway would, but unsigned
+    proxy_pass https://127.0.0.1:$TEST_NGINX_RAND_PORT_2/;
+    proxy_ssl_certificate $TEST_NGINX_PKI/gateway-client.crt;
+    proxy_ssl_certificate_key $TEST_NGINX_PKI/gateway-client.key;
+}
+location /tenant-to-backend/ {
+    # a tenant's certificate at the backend: refused by mTLS
+    proxy_pass https://127.0.0.1:$TEST_NGINX_RAND_PORT_2/;
+    proxy_ssl_certificate $TEST_NGINX_PKI/tenant-a.crt;
+    proxy_ssl_certificate_key $TEST_NGINX_PKI/tenant-a.key;
+}
+CONF
+});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: a registered tenant reaches the backend with a signed identity
+--- request
+GET /a/v1/samples?page=2
+--- response_body eval
+"uri=/v1/samples?page=2 method=GET tenant_id=$::TenantA tenant=tenant-a plan=standard sig=valid body=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 client=CN=gateway,O=AI Nutrition-Pro dev evil=\n"
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: no client certificate: 401, whatever the path
+--- request eval
+["GET /none/v1/samples", "GET /none/admin", "DELETE /none/v1/samples"]
+--- error_code eval
+[401, 401, 401]
+--- response_body eval
+[qq{{"type":"https://nutripro.example/problems/client-certificate-required","title":"Unauthorized","status":401}\n},
+ qq{{"type":"https://nutripro.example/problems/client-certificate-required","title":"Unauthorized","status":401}\n},
+ qq{{"type":"https://nutripro.example/problems/client-certificate-required","title":"Unauthorized","status":401}\n}]
+
+
+
+=== TEST 3: a certificate from a foreign CA: 401
+--- request
+GET /foreign/v1/samples
+--- error_code: 401
+--- response_headers
+Content-Type: application/problem+json
+WWW-Authenticate: Mutual realm="mealapi"
+--- response_body_like: "type":"https://nutripro.example/problems/client-certificate-invalid"
+--- error_log
+mealapi: refused 401 client-certificate-invalid
+
+
+
+=== TEST 4: an expired certificate of a registered tenant: 403
+--- request
+GET /expired/v1/samples
+--- error_code: 403
+--- response_body_like: "type":"https://nutripro.example/problems/certificate-expired"
+--- error_log
+mealapi: refused 403 certificate-expired, tenant "tenant-a"
+
+
+
+=== TEST 5: a valid certificate nobody registered: 403, fail closed
+--- request
+GET /c/v1/samples
+--- error_code: 403
+--- response_body_like: "type":"https://nutripro.example/problems/unknown-certificate"
+--- error_log
+mealapi: refused 403 unknown-certificate
+
+
+
+=== TEST 6: undeclared routes: 404; declared paths with other methods: 405 + Allow
+--- request eval
+["GET /a/admin", "GET /a/v1/samples/../../etc/passwd", "DELETE /a/v1/samples",
+ "PUT /a/v1/generations/42", "GET /a/v1/generations/", "GET /a/v1/generations/7/x"]
+--- error_code eval
+[404, 404, 405, 405, 404, 404]
+--- response_body_like eval
+[qr{route-not-found}, qr{route-not-found}, qr{method-not-allowed},
+ qr{method-not-allowed}, qr{route-not-found}, qr{route-not-found}]
+
+
+
+=== TEST 7: 405 names the methods the path has
+--- request
+DELETE /a/v1/samples
+--- error_code: 405
+--- response_headers
+Allow: GET, HEAD, POST
+
+
+
+=== TEST 8: path parameters
+--- request
+GET /a/v1/generations/0c7e4ad2
+--- response_body_like: ^uri=/v1/generations/0c7e4ad2 method=GET tenant_id=\d+ tenant=tenant-a
+
+
+
+=== TEST 9: a plan's route scope: allowed and refused routes
+--- request eval
+["GET /b/v1/samples", "POST /b/v1/generations\n{}"]
+--- more_headers
+Content-Type: application/json
+--- error_code eval
+[200, 403]
+--- response_body_like eval
+[qr{tenant=tenant-b plan=test-limited sig=valid},
+ qr{"type":"https://nutripro.example/problems/route-not-in-plan"}]
+
+
+
+=== TEST 10: spoofed identity headers never reach the backend
+--- request
+GET /a/v1/samples
+--- more_headers
+X-Mealapi-Tenant-Id: 999
+X-Mealapi-Tenant: tenant-b
+x-mealapi-plan: enterprise
+X-MEALAPI-Signature: v1=forged
+X-Mealapi-Evil: 1
+--- response_body_like eval
+qr{^uri=/v1/samples method=GET tenant_id=$::TenantA tenant=tenant-a plan=standard sig=valid .* evil=$}
+--- error_log
+mealapi: removed 5 client-supplied identity headers
+
+
+
+=== TEST 11: the body's digest is signed
+--- request
+POST /a/v1/samples
+{"title":"Mediterranean week"}
+--- more_headers
+Content-Type: application/json
+--- response_body_like: method=POST tenant_id=\d+ tenant=tenant-a plan=standard sig=valid body=b12118b392f693cf72de38654559db27376cf659aa8f34c5f6c99aa62ae4c481
+
+
+
+=== TEST 12: a body over mealapi_max_body: 413 before it is read
+--- request eval
+"POST /a/v1/samples\n" . ("x" x 5000)
+--- error_code: 413
+--- response_body_like: "type":"https://nutripro.example/problems/body-too-large"
+
+
+
+=== TEST 13: the backend refuses unsigned, forged and stale identities
+--- request eval
+["GET /direct/v1/samples", "GET /direct/v1/samples", "GET /direct/v1/samples"]
+--- more_headers eval
+["", "X-Mealapi-Tenant-Id: 1\nX-Mealapi-Timestamp: " . time() . "\nX-Mealapi-Signature: v1=" . ("0" x 64),
+ "X-Mealapi-Tenant-Id: 1\nX-Mealapi-Timestamp: 1000\nX-Mealapi-Signature: v1=" . ("0" x 64)]
+--- error_code eval
+[401, 401, 401]
+--- response_body_like eval
+[qr{signature-invalid}, qr{signature-invalid}, qr{signature-invalid}]
+
+
+
+=== TEST 14: the backend refuses a client that is not the gateway (mTLS)
+--- request
+GET /tenant-to-backend/v1/samples
+--- error_code: 400
+--- error_log
+client SSL certificate verify error
+
+
+
+=== TEST 15: a revoked certificate is refused within a second, without reload
+--- request
+GET /a/v1/samples
+--- nutripro_check
+my ($st) = curl_get("$Base/b/v1/samples");
+is($st, 200, "$name: served before");
+my $t0 = time;
+psql("UPDATE tenant_certificates SET status = 'revoked', revoked_at = now() WHERE subject = 'CN=tenant-b'");
+my ($st2, $body);
+while (time - $t0 < 3) {
+    ($st2, $body) = curl_get("$Base/b/v1/samples");
+    last if $st2 == 403;
+    sleep 0.02;
+}
+my $dt = time - $t0;
+is($st2, 403, "$name: refused after the revocation");
+like($body, qr/certificate-revoked/, "$name: as revoked");
+ok($dt < 1, "$name: within a second ($dt s)");
+gateway_fixture();
+--- no_error_log
+[error]
+
+
+
+=== TEST 16: a suspended tenant is refused within a second, and resumed
+--- request
+GET /a/v1/samples
+--- nutripro_check
+my $t0 = time;
+psql("UPDATE tenants SET status = 'suspended' WHERE slug = 'tenant-b'");
+my ($st, $body);
+while (time - $t0 < 3) {
+    ($st, $body) = curl_get("$Base/b/v1/samples");
+    last if $st == 403;
+    sleep 0.02;
+}
+my $dt = time - $t0;
+like($body, qr/tenant-suspended/, "$name: refused as suspended");
+ok($dt < 1, "$name: within a second ($dt s)");
+psql("UPDATE tenants SET status = 'active' WHERE slug = 'tenant-b'");
+$t0 = time;
+while (time - $t0 < 3) {
+    ($st) = curl_get("$Base/b/v1/samples");
+    last if $st == 200;
+    sleep 0.02;
+}
+is($st, 200, "$name: served again after resuming");
+
+
+
+=== TEST 17: database down: known tenants still served, unknown refused
+--- request
+GET /a/v1/samples
+--- nutripro_check
+pg_ctl('stop');
+my ($a) = curl_get("$Base/a/v1/samples");
+my ($c, $cb) = curl_get("$Base/c/v1/samples");
+pg_ctl('start');
+is($a, 200, "$name: tenant-a served from the last good registry");
+is($c, 403, "$name: an unknown certificate refused");
+--- error_log
+LISTEN connection lost
+
+
+
+=== TEST 18: the database unreachable from the start: 503 after startup_wait
+--- http_config
+mealapi_database gw {
+    server 127.0.0.1:1;
+    dbname nutripro;
+    user nutripro_gateway;
+}
+mealapi_registry zone=fresh:1m database=gw startup_wait=300ms;
+server {
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1 ssl;
+    ssl_certificate $TEST_NGINX_PKI/gateway.crt;
+    ssl_certificate_key $TEST_NGINX_PKI/gateway.key;
+    ssl_client_certificate $TEST_NGINX_PKI/tenant-ca.crt;
+    ssl_verify_client optional_no_ca;
+    mealapi_route samples.list GET /v1/samples;
+    location / {
+        mealapi on;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_3;
+    }
+}
+server {
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_3;
+    location / { return 200 "through\n"; }
+}
+--- request
+GET /a/v1/samples
+--- error_code: 503
+--- response_headers
+Retry-After: 1
+--- response_body_like: registry-unavailable
+
+
+
+=== TEST 19: identity headers use the configured prefix
+--- http_config
+mealapi_database gw {
+    server unix:$TEST_NGINX_PG_SOCKET;
+    dbname nutripro;
+    user nutripro_gateway;
+}
+mealapi_registry zone=tenants:1m database=gw;
+server {
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1 ssl;
+    ssl_certificate $TEST_NGINX_PKI/gateway.crt;
+    ssl_certificate_key $TEST_NGINX_PKI/gateway.key;
+    ssl_client_certificate $TEST_NGINX_PKI/tenant-ca.crt;
+    ssl_verify_client optional_no_ca;
+    mealapi_route samples.list GET /v1/samples;
+    mealapi_identity_prefix X-Nutri-;
+    location / {
+        mealapi on;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_3;
+    }
+}
+server {
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_3;
+    location / {
+        return 200 "tenant=$http_x_nutri_tenant spoof=$http_x_nutri_admin\n";
+    }
+}
+--- request
+GET /a/v1/samples
+--- more_headers
+X-Nutri-Admin: yes
+--- response_body
+tenant=tenant-a spoof=
+
+
+
+=== TEST 20: a signing key shorter than 32 bytes fails the configuration
+--- http_config
+server {
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1;
+    mealapi_signing_key ../html/short.key;
+}
+--- config
+--- user_files
+>>> short.key
+short
+--- must_die
+--- error_log
+is shorter than 32 bytes

@@ -456,7 +456,7 @@ ngx_pgasync_db_build(ngx_conf_t *cf, ngx_pgasync_db_t *db)
     const char           **kw, **vals;
     ngx_pgasync_server_t  *s;
     ngx_pgasync_param_t   *pp;
-    char                  *options;
+    char                  *options, *ctimeout;
 
     ngx_str_null(&password);
 
@@ -516,7 +516,17 @@ ngx_pgasync_db_build(ngx_conf_t *cf, ngx_pgasync_db_t *db)
                 "-c statement_timeout=%M -c client_connection_check_interval"
                 "=1000%Z", db->statement_timeout);
 
-    nkw = 10 + db->params.nelts;
+    /* libpq honours it only in blocking connects (a worker's last flush) */
+
+    ctimeout = ngx_pnalloc(cf->pool, NGX_INT_T_LEN + 1);
+    if (ctimeout == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf((u_char *) ctimeout, "%M%Z",
+                ngx_max((db->connect_timeout + 999) / 1000, 2));
+
+    nkw = 11 + db->params.nelts;
 
     db->keywords = ngx_pcalloc(cf->pool, db->servers.nelts * sizeof(char **));
     db->values = ngx_pcalloc(cf->pool, db->servers.nelts * sizeof(char **));
@@ -544,6 +554,7 @@ ngx_pgasync_db_build(ngx_conf_t *cf, ngx_pgasync_db_t *db)
         kw[k] = "client_encoding"; vals[k++] = "UTF8";
         kw[k] = "gssencmode"; vals[k++] = "disable";
         kw[k] = "fallback_application_name"; vals[k++] = "nutripro";
+        kw[k] = "connect_timeout"; vals[k++] = ctimeout;
 
         if (password.len) {
             kw[k] = "password"; vals[k++] = (char *) password.data;

@@ -76,6 +76,8 @@ ngx_http_mealapi_access_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, ctx, ngx_mealapi_module);
 
+    ctx->sent_start = r->connection->sent;
+
 identify:
 
     if (mlcf->enable) {
@@ -94,6 +96,25 @@ identify:
 
         if (ngx_http_mealapi_strip_identity(r, &mlcf->prefix) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rc = ngx_http_mealapi_throttle(r, ctx, mlcf);
+
+        if (rc == NGX_ERROR) {
+            ctx->state = NGX_HTTP_MEALAPI_DONE;
+            return ngx_http_mealapi_refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                           "throttle-unavailable",
+                                           "Service Unavailable", ctx);
+        }
+
+        if (rc == NGX_DECLINED) {
+            ctx->state = NGX_HTTP_MEALAPI_DONE;
+            return ngx_http_mealapi_refuse(r, NGX_HTTP_TOO_MANY_REQUESTS,
+                                           ctx->refused
+                                           == NGX_HTTP_MEALAPI_REFUSED_RATE
+                                           ? "rate-limited"
+                                           : "quota-exhausted",
+                                           "Too Many Requests", ctx);
         }
     }
 
@@ -265,6 +286,8 @@ ngx_http_mealapi_finish(ngx_http_request_t *r, ngx_http_mealapi_ctx_t *ctx,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
+        ctx->passed = 1;
+
         return NGX_DECLINED;
     }
 
@@ -345,7 +368,8 @@ ngx_http_mealapi_refuse(ngx_http_request_t *r, ngx_uint_t status,
     ngx_uint_t  level;
 
     level = (status == NGX_HTTP_FORBIDDEN
-             || status == NGX_HTTP_SERVICE_UNAVAILABLE)
+             || status == NGX_HTTP_SERVICE_UNAVAILABLE
+             || status == NGX_HTTP_TOO_MANY_REQUESTS)
             ? NGX_LOG_WARN : NGX_LOG_INFO;
 
     if (ctx->has_tenant) {
@@ -362,8 +386,37 @@ ngx_http_mealapi_refuse(ngx_http_request_t *r, ngx_uint_t status,
         r->keepalive = 0;
     }
 
-    if (status == NGX_HTTP_SERVICE_UNAVAILABLE
-        && ngx_nutripro_retry_after(r, 1) != NGX_OK)
+    /* what the meter counts this refusal as, when the tenant is known */
+
+    if (ctx->refused == 0) {
+        switch (status) {
+
+        case NGX_HTTP_FORBIDDEN:
+            ctx->refused = ngx_strcmp(type, "route-not-in-plan") == 0
+                           ? NGX_HTTP_MEALAPI_REFUSED_ROUTE
+                           : NGX_HTTP_MEALAPI_REFUSED_AUTH;
+            break;
+
+        case NGX_HTTP_NOT_FOUND:
+        case NGX_HTTP_NOT_ALLOWED:
+            ctx->refused = NGX_HTTP_MEALAPI_REFUSED_ROUTE;
+            break;
+
+        case NGX_HTTP_BAD_REQUEST:
+        case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        case NGX_HTTP_UNSUPPORTED_MEDIA_TYPE:
+        case 422:
+            ctx->refused = NGX_HTTP_MEALAPI_REFUSED_VALID;
+            break;
+        }
+    }
+
+    if (ctx->retry_after == 0 && status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        ctx->retry_after = 1;
+    }
+
+    if (ctx->retry_after
+        && ngx_nutripro_retry_after(r, ctx->retry_after) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

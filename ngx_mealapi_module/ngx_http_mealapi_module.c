@@ -31,6 +31,18 @@ static ngx_int_t ngx_http_mealapi_init_process(ngx_cycle_t *cycle);
 static void ngx_http_mealapi_exit_process(ngx_cycle_t *cycle);
 
 
+static char *ngx_http_mealapi_clock_offset(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+
+
+static ngx_conf_enum_t  ngx_http_mealapi_throttle_modes[] = {
+    { ngx_string("off"), NGX_HTTP_MEALAPI_THROTTLE_OFF },
+    { ngx_string("on"), NGX_HTTP_MEALAPI_THROTTLE_ON },
+    { ngx_string("dry_run"), NGX_HTTP_MEALAPI_THROTTLE_DRY_RUN },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_command_t  ngx_http_mealapi_commands[] = {
 
     { ngx_string("mealapi_database"),
@@ -54,9 +66,37 @@ static ngx_command_t  ngx_http_mealapi_commands[] = {
       offsetof(ngx_http_mealapi_loc_conf_t, enable),
       NULL },
 
+    { ngx_string("mealapi_throttle_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_mealapi_throttle_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mealapi_throttle"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mealapi_loc_conf_t, throttle),
+      &ngx_http_mealapi_throttle_modes },
+
+    { ngx_string("mealapi_usage"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_mealapi_usage_conf,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mealapi_clock_offset"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_mealapi_clock_offset,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("mealapi_route"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
-                        |NGX_CONF_TAKE3|NGX_CONF_TAKE4,
+                        |NGX_CONF_2MORE,
       ngx_http_mealapi_route_conf,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -141,6 +181,7 @@ ngx_module_t  ngx_mealapi_module = {
 #define NGX_HTTP_MEALAPI_VAR_TIMESTAMP    6
 #define NGX_HTTP_MEALAPI_VAR_BODY_SHA256  7
 #define NGX_HTTP_MEALAPI_VAR_VERDICT      8
+#define NGX_HTTP_MEALAPI_VAR_RATELIMIT    9
 
 static ngx_http_variable_t  ngx_http_mealapi_vars[] = {
 
@@ -173,6 +214,9 @@ static ngx_http_variable_t  ngx_http_mealapi_vars[] = {
 
     { ngx_string("mealapi_signature_status"), NULL, ngx_http_mealapi_variable,
       NGX_HTTP_MEALAPI_VAR_VERDICT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("mealapi_ratelimit"), NULL, ngx_http_mealapi_variable,
+      NGX_HTTP_MEALAPI_VAR_RATELIMIT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -240,6 +284,10 @@ ngx_http_mealapi_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     case NGX_HTTP_MEALAPI_VAR_BODY_SHA256:
         s.data = ctx->body_sha256;
         s.len = ctx->body_sha256[0] ? 64 : 0;
+        break;
+
+    case NGX_HTTP_MEALAPI_VAR_RATELIMIT:
+        s = ctx->ratelimit;
         break;
 
     default: /* NGX_HTTP_MEALAPI_VAR_VERDICT */
@@ -349,7 +397,14 @@ ngx_http_mealapi_init(ngx_conf_t *cf)
 
     *h = ngx_http_mealapi_access_handler;
 
-    return NGX_OK;
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_mealapi_log_handler;
+
+    return ngx_http_mealapi_throttle_init(cf);
 }
 
 
@@ -411,6 +466,7 @@ ngx_http_mealapi_create_loc_conf(ngx_conf_t *cf)
 
     mlcf->enable = NGX_CONF_UNSET;
     mlcf->verify = NGX_CONF_UNSET;
+    mlcf->throttle = NGX_CONF_UNSET_UINT;
     mlcf->max_age = NGX_CONF_UNSET;
     mlcf->max_body = NGX_CONF_UNSET;
 
@@ -426,6 +482,8 @@ ngx_http_mealapi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_value(conf->verify, prev->verify, 0);
+    ngx_conf_merge_uint_value(conf->throttle, prev->throttle,
+                              NGX_HTTP_MEALAPI_THROTTLE_OFF);
     ngx_conf_merge_sec_value(conf->max_age, prev->max_age, 60);
     ngx_conf_merge_off_value(conf->max_body, prev->max_body, 1024 * 1024);
     ngx_conf_merge_str_value(conf->key, prev->key, "");
@@ -527,6 +585,40 @@ ngx_http_mealapi_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* tests only: moves the clock of quotas and usage days */
+
+static char *
+ngx_http_mealapi_clock_offset(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mealapi_main_conf_t  *mmcf = conf;
+
+    ngx_str_t  *value;
+    ngx_int_t   sign;
+    time_t      t;
+
+    value = cf->args->elts;
+    sign = 1;
+
+    if (value[1].len && value[1].data[0] == '-') {
+        sign = -1;
+        value[1].data++;
+        value[1].len--;
+    }
+
+    t = ngx_parse_time(&value[1], 1);
+    if (t == (time_t) NGX_ERROR) {
+        return "has an invalid value";
+    }
+
+    mmcf->clock_offset = sign * t;
+
+    ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                       "\"mealapi_clock_offset\" is for tests only");
+
+    return NGX_CONF_OK;
+}
+
+
 static ngx_int_t
 ngx_http_mealapi_init_process(ngx_cycle_t *cycle)
 {
@@ -570,6 +662,8 @@ ngx_http_mealapi_exit_process(ngx_cycle_t *cycle)
     if (mmcf->registry) {
         ngx_http_mealapi_registry_exit_process(mmcf->registry);
     }
+
+    ngx_http_mealapi_usage_exit(mmcf, cycle->log);
 
     dbp = mmcf->databases.elts;
 

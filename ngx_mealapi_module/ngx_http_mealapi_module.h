@@ -71,6 +71,57 @@ typedef struct {
 } ngx_http_mealapi_registry_t;
 
 
+/* usage counters of one tenant for one day (deltas not yet flushed) */
+
+#define NGX_HTTP_MEALAPI_REQUESTS      0
+#define NGX_HTTP_MEALAPI_STATUS_2XX    1    /* .. 3xx, 4xx, 5xx: 2 .. 4 */
+#define NGX_HTTP_MEALAPI_REFUSED_AUTH  5
+#define NGX_HTTP_MEALAPI_REFUSED_ROUTE 6
+#define NGX_HTTP_MEALAPI_REFUSED_RATE  7
+#define NGX_HTTP_MEALAPI_REFUSED_QUOTA 8
+#define NGX_HTTP_MEALAPI_REFUSED_VALID 9
+#define NGX_HTTP_MEALAPI_BYTES_IN      10
+#define NGX_HTTP_MEALAPI_BYTES_OUT     11
+#define NGX_HTTP_MEALAPI_NCOUNTERS     12
+
+typedef struct {
+    uint32_t                       day;         /* days since 1970, 0: none */
+    uint64_t                       n[NGX_HTTP_MEALAPI_NCOUNTERS];
+} ngx_http_mealapi_usage_t;
+
+
+/* per-tenant state: limiter, quota, meter; starts at the color field */
+
+typedef struct {
+    u_char                         color;
+    u_char                         month_loaded;
+    u_char                         pad[2];
+    uint32_t                       month;       /* year * 12 + month */
+    ngx_queue_t                    queue;       /* every node, for flushes */
+    int64_t                        tenant_id;
+    int64_t                        tat;         /* GCRA, microseconds */
+    int64_t                        month_used;  /* quota units this month */
+    ngx_pid_t                      flusher;     /* owner of "inflight" */
+    ngx_http_mealapi_usage_t       slot[2];     /* deltas by day */
+    ngx_http_mealapi_usage_t       inflight;    /* sent, not acknowledged */
+} ngx_http_mealapi_tnode_t;
+
+
+typedef struct {
+    ngx_rbtree_t                   rbtree;
+    ngx_rbtree_node_t              sentinel;
+    ngx_queue_t                    queue;
+    uint32_t                       month_loaded; /* month of the last load */
+} ngx_http_mealapi_tenants_sh_t;
+
+
+typedef struct {
+    ngx_http_mealapi_tenants_sh_t *sh;
+    ngx_slab_pool_t               *shpool;
+    ngx_shm_zone_t                *shm_zone;
+} ngx_http_mealapi_throttle_t;
+
+
 /* what a request learns about its tenant, copied out of shared memory */
 
 typedef struct {
@@ -89,11 +140,16 @@ typedef struct {
     ngx_uint_t                     method;      /* NGX_HTTP_GET, ... */
     ngx_str_t                      path;        /* "{x}" matches a segment */
     ngx_uint_t                     prefix;      /* path is a prefix */
+    ngx_uint_t                     cost;        /* units per request */
 } ngx_http_mealapi_route_t;
 
 
 typedef struct {
     ngx_http_mealapi_registry_t   *registry;
+    ngx_http_mealapi_throttle_t   *throttle;
+    ngx_pgasync_db_t              *usage_db;    /* mealapi_usage */
+    ngx_msec_t                     usage_flush;
+    time_t                         clock_offset; /* tests only */
     ngx_array_t                    databases;   /* ngx_pgasync_db_t * */
     ngx_int_t                      ssl_index;   /* per-connection cache */
 } ngx_http_mealapi_main_conf_t;
@@ -105,6 +161,7 @@ typedef struct {
     ngx_str_t                      key;         /* HMAC key */
     ngx_str_t                      prefix;      /* identity header prefix */
     ngx_flag_t                     verify;      /* mealapi_verify_signature */
+    ngx_uint_t                     throttle;    /* off, on, dry_run */
     time_t                         max_age;
     off_t                          max_body;
 } ngx_http_mealapi_loc_conf_t;
@@ -127,7 +184,20 @@ typedef struct {
     u_char                         body_sha256[64];  /* hex */
     ngx_str_t                      signature;   /* "v1=<hex>" */
     const char                    *verdict;     /* verification result */
+
+    ngx_http_mealapi_tnode_t      *tnode;       /* stable: never freed */
+    ngx_str_t                      ratelimit_policy;
+    ngx_str_t                      ratelimit;
+    time_t                         retry_after;
+    ngx_int_t                      refused;     /* a REFUSED_* counter */
+    off_t                          sent_start;
+    unsigned                       passed:1;    /* went to the backend */
 } ngx_http_mealapi_ctx_t;
+
+
+#define NGX_HTTP_MEALAPI_THROTTLE_OFF     0
+#define NGX_HTTP_MEALAPI_THROTTLE_ON      1
+#define NGX_HTTP_MEALAPI_THROTTLE_DRY_RUN 2
 
 
 extern ngx_module_t  ngx_mealapi_module;
@@ -156,6 +226,29 @@ ngx_int_t ngx_http_mealapi_verify(ngx_http_request_t *r,
     ngx_http_mealapi_ctx_t *ctx, ngx_http_mealapi_loc_conf_t *mlcf);
 ngx_int_t ngx_http_mealapi_body_digest(ngx_http_request_t *r,
     ngx_http_mealapi_ctx_t *ctx);
+
+/* ngx_http_mealapi_throttle.c */
+char *ngx_http_mealapi_throttle_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_mealapi_throttle_init(ngx_conf_t *cf);
+time_t ngx_http_mealapi_now(ngx_http_request_t *r, ngx_msec_t *msec);
+/* NGX_OK: pass; NGX_DECLINED: refused, ctx says why; NGX_ERROR */
+ngx_int_t ngx_http_mealapi_throttle(ngx_http_request_t *r,
+    ngx_http_mealapi_ctx_t *ctx, ngx_http_mealapi_loc_conf_t *mlcf);
+ngx_http_mealapi_tnode_t *ngx_http_mealapi_tnode_get(
+    ngx_http_mealapi_throttle_t *th, int64_t tenant_id, uint32_t month);
+uint32_t ngx_http_mealapi_month(time_t now);
+
+/* ngx_http_mealapi_usage.c */
+char *ngx_http_mealapi_usage_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_mealapi_log_handler(ngx_http_request_t *r);
+void ngx_http_mealapi_usage_tick(ngx_http_mealapi_main_conf_t *mmcf,
+    ngx_log_t *log);
+void ngx_http_mealapi_usage_exit(ngx_http_mealapi_main_conf_t *mmcf,
+    ngx_log_t *log);
+void ngx_http_mealapi_quota_load(ngx_http_mealapi_main_conf_t *mmcf,
+    ngx_log_t *log);
 
 /* ngx_http_mealapi_routes.c */
 char *ngx_http_mealapi_route_conf(ngx_conf_t *cf, ngx_command_t *cmd,

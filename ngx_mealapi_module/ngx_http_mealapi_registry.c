@@ -615,6 +615,12 @@ ngx_http_mealapi_sync_tick(ngx_event_t *ev)
         ngx_http_mealapi_sync_load(sync);
     }
 
+    if (sync->owner && reg->sh->loaded) {
+        ngx_http_mealapi_usage_tick(ngx_http_cycle_get_module_main_conf(
+                                        ngx_cycle, ngx_mealapi_module),
+                                    ev->log);
+    }
+
     ngx_add_timer(ev, NGX_HTTP_MEALAPI_TICK);
 }
 

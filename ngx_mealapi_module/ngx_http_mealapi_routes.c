@@ -2,7 +2,7 @@
 /*
  * Declared routes: deny by default.
  *
- *     mealapi_route NAME METHOD PATH [prefix];
+ *     mealapi_route NAME METHOD PATH [prefix] [cost=N];
  *
  * PATH segments written "{name}" match one non-empty segment; "prefix"
  * matches PATH and anything below it ("/v1/files" matches "/v1/files/x").
@@ -33,12 +33,17 @@ ngx_http_mealapi_route_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_mealapi_loc_conf_t  *mlcf = conf;
 
     u_char                    *p, *last;
+    ngx_int_t                  n;
     ngx_str_t                 *value;
     ngx_uint_t                 i;
     ngx_conf_bitmask_t        *m;
     ngx_http_mealapi_route_t  *route, *r;
 
     value = cf->args->elts;
+
+    if (cf->args->nelts < 4) {
+        return "needs NAME METHOD PATH";
+    }
 
     if (mlcf->routes == NULL) {
         mlcf->routes = ngx_array_create(cf->pool, 8,
@@ -107,14 +112,27 @@ ngx_http_mealapi_route_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    if (cf->args->nelts == 5) {
-        if (ngx_strcmp(value[4].data, "prefix") != 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\"", &value[4]);
-            return NGX_CONF_ERROR;
+    route->cost = 1;
+
+    for (i = 4; i < cf->args->nelts; i++) {
+        if (ngx_strcmp(value[i].data, "prefix") == 0) {
+            route->prefix = 1;
+            continue;
         }
 
-        route->prefix = 1;
+        if (ngx_strncmp(value[i].data, "cost=", 5) == 0) {
+            n = ngx_atoi(value[i].data + 5, value[i].len - 5);
+            if (n < 1 || n > 1000000) {
+                return "has an invalid cost";
+            }
+
+            route->cost = n;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
     }
 
     r = mlcf->routes->elts;

@@ -101,6 +101,7 @@ typedef struct {
     int64_t                        tenant_id;
     int64_t                        tat;         /* GCRA, microseconds */
     int64_t                        month_used;  /* quota units this month */
+    int64_t                        flushed;     /* of them, acknowledged */
     ngx_pid_t                      flusher;     /* owner of "inflight" */
     ngx_http_mealapi_usage_t       slot[2];     /* deltas by day */
     ngx_http_mealapi_usage_t       inflight;    /* sent, not acknowledged */

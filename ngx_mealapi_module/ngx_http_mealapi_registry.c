@@ -739,6 +739,10 @@ ngx_http_mealapi_sync_loaded(ngx_pgasync_op_t *op)
                   "mealapi registry: loaded %d certificates in %M ms",
                   n, op->query_time);
 
+    ngx_http_mealapi_quota_load(ngx_http_cycle_get_module_main_conf(
+                                    ngx_cycle, ngx_mealapi_module),
+                                op->log);
+
 done:
 
     if (op->res) {

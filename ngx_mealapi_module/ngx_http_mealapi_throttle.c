@@ -314,6 +314,7 @@ ngx_http_mealapi_throttle(ngx_http_request_t *r, ngx_http_mealapi_ctx_t *ctx,
     if (tn->month != month) {
         tn->month = month;
         tn->month_used = 0;
+        tn->flushed = 0;
         tn->month_loaded = 1;
     }
 

@@ -15,7 +15,7 @@
  * serves nothing any more.
  *
  * The month's quota count is loaded from gateway_usage_month once per zone
- * and month, before the first flush.
+ * and month; what this zone flushed before that is not counted twice.
  */
 
 
@@ -52,7 +52,6 @@ static void ngx_http_mealapi_quota_done(ngx_pgasync_op_t *op);
 
 static ngx_http_mealapi_flush_t  ngx_http_mealapi_flush;
 
-static ngx_http_mealapi_main_conf_t  *ngx_http_mealapi_flush_conf;
 
 
 static const char  ngx_http_mealapi_flush_sql[] =
@@ -366,6 +365,13 @@ ngx_http_mealapi_usage_clear(ngx_http_mealapi_throttle_t *th)
         tn = ngx_queue_data(q, ngx_http_mealapi_tnode_t, queue);
 
         if (tn->flusher == ngx_pid && tn->inflight.day) {
+
+            if (ngx_http_mealapi_month((time_t) tn->inflight.day * 86400)
+                == tn->month)
+            {
+                tn->flushed += tn->inflight.n[NGX_HTTP_MEALAPI_REQUESTS];
+            }
+
             ngx_memzero(&tn->inflight, sizeof(ngx_http_mealapi_usage_t));
             tn->flusher = 0;
         }
@@ -385,20 +391,13 @@ ngx_http_mealapi_usage_tick(ngx_http_mealapi_main_conf_t *mmcf,
     ngx_http_mealapi_flush_t  *fl;
 
     fl = &ngx_http_mealapi_flush;
-    ngx_http_mealapi_flush_conf = mmcf;
-
     if (mmcf->usage_db == NULL || mmcf->throttle == NULL || fl->flushing
         || (ngx_msec_int_t) (ngx_current_msec - fl->next) < 0)
     {
         return;
     }
 
-    /* quota counts come first: a flush before would count twice */
-
-    if (mmcf->throttle->sh->month_loaded == 0) {
-        ngx_http_mealapi_quota_load(mmcf, log);
-        return;
-    }
+    ngx_http_mealapi_quota_load(mmcf, log);
 
     fl->next = ngx_current_msec + mmcf->usage_flush;
 
@@ -549,8 +548,10 @@ ngx_http_mealapi_quota_done(ngx_pgasync_op_t *op)
 
         tn = ngx_http_mealapi_tnode_get(th, tenant, fl->quota_month);
 
+        /* the database holds what this zone flushed, and others' use */
+
         if (tn && tn->month == fl->quota_month && !tn->month_loaded) {
-            tn->month_used += used;
+            tn->month_used += ngx_max(used - tn->flushed, 0);
             tn->month_loaded = 1;
         }
     }
@@ -595,9 +596,7 @@ ngx_http_mealapi_usage_exit(ngx_http_mealapi_main_conf_t *mmcf,
     ngx_pgasync_db_t  *db;
     char              *values[NGX_HTTP_MEALAPI_FLUSH_PARAMS];
 
-    if (mmcf->usage_db == NULL || mmcf->throttle == NULL
-        || mmcf->throttle->sh->month_loaded == 0)
-    {
+    if (mmcf->usage_db == NULL || mmcf->throttle == NULL) {
         return;
     }
 

@@ -357,6 +357,10 @@ ok(defined $new_owner, sprintf("%s: a new worker syncs (%s, %.3f s after HUP)",
                                $name, $new_owner // 'none',
                                ($synced_at // $t0) - $t0))
     or diag(errlog($off));
+# the old syncing worker gave its lease up when it exited: the new
+# generation did not wait for the lease (3 s) to run out
+ok(defined $synced_at && $synced_at - $t0 < 2,
+   "$name: the new worker synced without waiting for the old lease to run out");
 is((grep { !$served{$_} } @new), 0, "$name: every new worker served")
     or diag("served by: " . fmt_counts(\%served));
 note("$name: " . ($early // 0) . " requests served by new workers before a new worker synced");

@@ -1,0 +1,258 @@
+# Per-tenant throttling (GCRA rate with burst, monthly quota), the
+# RateLimit headers, dry run, and usage metering into usage_daily.
+#
+# tenant-a gets plan "test-throttle" (1 r/s, burst 3, quota 1000) and
+# tenant-b plan "test-quota" (100 r/s, burst 100, quota 3).
+
+use Test::Nginx::Socket 'no_plan';
+use t::NutriPro;
+use Test::More;
+use Time::HiRes qw(time sleep);
+use POSIX qw(floor);
+
+no_shuffle();
+worker_connections(256);
+
+our $TenantA = gateway_fixture();
+our $TenantB = psql("SELECT id FROM tenants WHERE slug = 'tenant-b'");
+psql(<<SQL);
+INSERT INTO plans (name, description, rate_per_sec, burst, monthly_quota)
+VALUES ('test-throttle', 'tests', 1, 3, 1000), ('test-quota', 'tests', 100, 100, 3)
+ON CONFLICT (name) DO UPDATE SET rate_per_sec = EXCLUDED.rate_per_sec,
+    burst = EXCLUDED.burst, monthly_quota = EXCLUDED.monthly_quota, routes = NULL;
+UPDATE tenants SET plan_id = (SELECT id FROM plans WHERE name = 'test-throttle') WHERE slug = 'tenant-a';
+UPDATE tenants SET plan_id = (SELECT id FROM plans WHERE name = 'test-quota') WHERE slug = 'tenant-b';
+DELETE FROM usage_daily WHERE tenant_id IN ($TenantA, $TenantB);
+SQL
+
+# seconds in this UTC month, and until its end
+our ($MonthLen, $MonthLeft);
+{
+    my @t = gmtime(time);
+    my ($y, $m) = ($t[5] + 1900, $t[4] + 1);
+    require Time::Local;
+    my $start = Time::Local::timegm(0, 0, 0, 1, $m - 1, $y);
+    my $end = $m == 12 ? Time::Local::timegm(0, 0, 0, 1, 0, $y + 1)
+                       : Time::Local::timegm(0, 0, 0, 1, $m, $y);
+    $MonthLen = $end - $start;
+    $MonthLeft = $end - time;
+}
+
+our $Base = "http://127.0.0.1:" . ($ENV{TEST_NGINX_SERVER_PORT}
+                                   || $ENV{TEST_NGINX_PORT} || 1984);
+
+sub usage_of {
+    my ($tenant, $col) = @_;
+    return psql("SELECT coalesce(sum($col), 0) FROM usage_daily WHERE tenant_id = $tenant") + 0;
+}
+
+sub wait_for {
+    my ($cond, $secs) = @_;
+    my $t0 = time;
+    while (time - $t0 < $secs) {
+        return 1 if $cond->();
+        sleep 0.05;
+    }
+    return $cond->();
+}
+
+sub master_pid {
+    open my $f, '<', "$ENV{TEST_NGINX_SERVROOT}/logs/nginx.pid" or return;
+    my $pid = <$f>;
+    chomp $pid;
+    return $pid;
+}
+
+sub error_log_has {
+    my $re = shift;
+    open my $f, '<', "$ENV{TEST_NGINX_SERVROOT}/logs/error.log" or return 0;
+    while (<$f>) { return 1 if /$re/ }
+    return 0;
+}
+
+$ENV{TEST_NGINX_SERVROOT} ||= server_root();
+
+add_response_body_check(sub {
+    my ($block, $body, $req_idx, $repeated_req_idx, $dry_run) = @_;
+    my $code = $block->nutripro_check or return;
+    return if $dry_run || $req_idx > 0;
+    my $name = $block->name;
+    eval "$code; 1" or fail("$name: check died: $@");
+});
+
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    $block->set_value('main_config', <<'CONF') unless defined $block->main_config;
+load_module $TEST_NGINX_MODULES/ngx_mealapi_module.so;
+CONF
+
+    my $mode = $block->throttle_mode // 'on';
+    my $flush = $block->flush // '1s';
+    my $extra = $block->extra_http_config // '';
+
+    $block->set_value('http_config', <<CONF) unless defined $block->http_config;
+mealapi_database gw {
+    server unix:\$TEST_NGINX_PG_SOCKET;
+    dbname nutripro;
+    user nutripro_gateway;
+}
+mealapi_registry zone=tenants:1m database=gw;
+mealapi_throttle_zone limits:1m;
+mealapi_usage database=gw flush=$flush;
+$extra
+
+server {
+    listen 127.0.0.1:\$TEST_NGINX_RAND_PORT_1 ssl;
+    ssl_certificate \$TEST_NGINX_PKI/gateway.crt;
+    ssl_certificate_key \$TEST_NGINX_PKI/gateway.key;
+    ssl_client_certificate \$TEST_NGINX_PKI/tenant-ca.crt;
+    ssl_verify_client optional_no_ca;
+
+    mealapi_route samples.list GET /v1/samples;
+    mealapi_route generations.create POST /v1/generations cost=2;
+    mealapi_throttle $mode;
+
+    location / {
+        mealapi on;
+        proxy_pass http://127.0.0.1:\$TEST_NGINX_RAND_PORT_2;
+    }
+}
+
+server {
+    listen 127.0.0.1:\$TEST_NGINX_RAND_PORT_2;
+    location / { return 200 "ok \$http_x_mealapi_tenant\\n"; }
+}
+CONF
+
+    $block->set_value('config', <<'CONF') unless defined $block->config;
+proxy_ssl_session_reuse off;
+location = /ping { return 200 "pong\n"; }
+location /a/ {
+    proxy_pass https://127.0.0.1:$TEST_NGINX_RAND_PORT_1/;
+    proxy_ssl_certificate $TEST_NGINX_PKI/tenant-a.crt;
+    proxy_ssl_certificate_key $TEST_NGINX_PKI/tenant-a.key;
+}
+location /b/ {
+    proxy_pass https://127.0.0.1:$TEST_NGINX_RAND_PORT_1/;
+    proxy_ssl_certificate $TEST_NGINX_PKI/tenant-b.crt;
+    proxy_ssl_certificate_key $TEST_NGINX_PKI/tenant-b.key;
+}
+CONF
+});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: a burst of 3 passes, the 4th is refused with 429, one more after 1/rate
+--- request
+GET /ping
+--- nutripro_check
+my $t0 = time;
+my @st = map { (curl_get("$Base/a/v1/samples"))[0] } 1 .. 4;
+my $dt = time - $t0;
+SKIP: {
+    skip "the burst took $dt s on this machine, over the 1 s it must fit in", 2 if $dt >= 0.9;
+    is_deeply(\@st, [200, 200, 200, 429], "$name: 3 pass, the 4th is refused");
+    my ($st5) = curl_get("$Base/a/v1/samples");
+    is($st5, 429, "$name: still refused before 1/rate");
+}
+sleep(1.1 - (time - $t0)) if time - $t0 < 1.1;
+my ($st6) = curl_get("$Base/a/v1/samples");
+is($st6, 200, "$name: one more passes after 1/rate (1 s)");
+
+
+
+=== TEST 2: 429 is a problem document with Retry-After and RateLimit headers
+--- request eval
+["GET /a/v1/samples", "GET /a/v1/samples", "GET /a/v1/samples", "GET /a/v1/samples"]
+--- error_code eval
+[200, 200, 200, 429]
+--- response_headers_like eval
+[qq{RateLimit-Policy: "rate";q=3;w=3, "quota";q=1000;w=$::MonthLen\nRateLimit: "rate";r=2;t=1, "quota";r=\\d+;t=\\d+\n},
+ qq{RateLimit: "rate";r=1;t=2, "quota";r=\\d+;t=\\d+\n},
+ qq{RateLimit: "rate";r=0;t=3, "quota";r=\\d+;t=\\d+\n},
+ qq{RateLimit: "rate";r=0;t=3, "quota";r=\\d+;t=\\d+\nRetry-After: 1\nContent-Type: application/problem\\+json\n}]
+--- response_body_like eval
+[qr/^ok tenant-a$/, qr/^ok/, qr/^ok/,
+ qr{^\{"type":"https://nutripro.example/problems/rate-limited","title":"Too Many Requests","status":429\}$}]
+
+
+
+=== TEST 3: a route's cost
+--- request eval
+["POST /a/v1/generations", "GET /a/v1/samples", "GET /a/v1/samples"]
+--- error_code eval
+[200, 200, 429]
+
+
+
+=== TEST 4: dry run: refusals are logged, requests pass, headers stay true
+--- throttle_mode: dry_run
+--- request
+GET /ping
+--- nutripro_check
+my @st = map { (curl_get("$Base/a/v1/samples"))[0] } 1 .. 5;
+is_deeply(\@st, [200, 200, 200, 200, 200], "$name: every request passed");
+my @h = `curl -s -i -m 5 $Base/a/v1/samples`;
+ok((grep { /^RateLimit: "rate";r=0;/ } @h), "$name: the headers say the limit is reached");
+ok(error_log_has(qr/dry run: would refuse 429 rate-limited, tenant "tenant-a"/),
+   "$name: the would-be refusals are logged");
+
+
+
+=== TEST 5: the monthly quota: 3 pass, then 429 quota-exhausted until the month ends
+--- request eval
+["GET /b/v1/samples", "GET /b/v1/samples", "GET /b/v1/samples", "GET /b/v1/samples"]
+--- error_code eval
+[200, 200, 200, 429]
+--- response_body_like eval
+[qr/^ok/, qr/^ok/, qr/^ok/, qr{"type":"https://nutripro.example/problems/quota-exhausted"}]
+--- response_headers_like eval
+[qq{RateLimit: "rate";r=99;t=1, "quota";r=2;t=\\d+\n}, "", "",
+ qq{RateLimit: "rate";r=\\d+;t=\\d+, "quota";r=0;t=\\d+\nRetry-After: \\d+\n}]
+
+
+
+=== TEST 6: the quota survives a restart: what was flushed is loaded again
+--- request
+GET /ping
+--- nutripro_check
+ok(wait_for(sub { error_log_has(qr/quota use of \d+ tenants loaded/) }, 5),
+   "$name: quota use loaded");
+is(usage_of($::TenantB, 'requests'), 3, "$name: 3 requests of tenant-b in usage_daily");
+my ($st, $body) = curl_get("$Base/b/v1/samples");
+is($st, 429, "$name: tenant-b still over its quota after the restart");
+like($body, qr/quota-exhausted/, "$name: as quota-exhausted");
+
+
+
+=== TEST 7: month rollover: the next month starts from zero
+--- extra_http_config
+mealapi_clock_offset 32d;
+--- request
+GET /ping
+--- nutripro_check
+ok(wait_for(sub { error_log_has(qr/quota use of \d+ tenants loaded/) }, 5),
+   "$name: quota use loaded");
+my ($st) = curl_get("$Base/b/v1/samples");
+is($st, 200, "$name: tenant-b served in the next month");
+
+
+
+=== TEST 8: a graceful shutdown flushes what is left
+--- flush: 1h
+--- request
+GET /ping
+--- nutripro_check
+psql("DELETE FROM usage_daily WHERE tenant_id = $::TenantA");
+my $n = 0;
+for (1 .. 2) { my ($st) = curl_get("$Base/a/v1/samples"); $n++ if $st == 200 }
+my ($st) = curl_get("$Base/a/v1/nothing");
+my $pid = master_pid();
+kill 'QUIT', $pid;
+wait_for(sub { !kill(0, $pid) }, 5);
+is(usage_of($::TenantA, 'requests'), $n, "$name: the $n requests were flushed at exit");
+is(usage_of($::TenantA, 'refused_route'), 1, "$name: and the refused one, by reason");
+ok(usage_of($::TenantA, 'bytes_out') > 0, "$name: bytes out counted");

@@ -15,7 +15,8 @@ export TEST_NGINX_BINARY ?= $(NGINX)
 export TEST_NGINX_MODULES := $(TOP)/build/modules
 export TEST_NGINX_PKI := $(TOP)/build/pki
 export TEST_NGINX_PG_DIR := $(TOP)/build/pg
-export TEST_NGINX_PG_PORT := 15432
+export PGPORT_NUTRIPRO ?= 15432
+export TEST_NGINX_PG_PORT := $(PGPORT_NUTRIPRO)
 export TEST_NGINX_SQL := $(TOP)/sql
 export TEST_NGINX_TOP := $(TOP)
 

@@ -201,9 +201,14 @@ pg_started() {
         || echo "not running"
 }
 pg_start0=$(pg_started)
+# how busy the machine is for 2 s before the runs (the load average would
+# still count the previous benchmark's clients for minutes)
+cpu_ticks() { awk '/^cpu / { print $2+$3+$4+$6+$7+$8, $5 }' /proc/stat; }
+t0=$(cpu_ticks); sleep 2; t1=$(cpu_ticks)
+busy0=$(echo "$t0 $t1" | awk '{ b = $3 - $1; i = $4 - $2;
+    printf "%d", (b + i) ? 100 * b / (b + i) : 0 }')
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
-busy=$(awk -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN { print (l > 1.0) }')
-[ "$busy" = 1 ] && echo "bench: warning: load average $load0 before the run: other work on this machine skews the numbers" >&2
+[ "$busy0" -gt 20 ] && echo "bench: warning: the CPUs were ${busy0}% busy before the run: other work on this machine skews the numbers" >&2
 
 wrk_cmd="wrk -t$threads -c$conns -d${secs}s --latency '$url'"
 pgs_cmd="pgbench -h $pgdir -p $pgport -U postgres -S -M prepared -c $conns -j $threads -T $secs nutripro_bench"
@@ -331,7 +336,7 @@ if [ "$record" = 1 ]; then
         echo "  - \`$pgs_cmd\`"
         echo "  - \`$pgf_cmd\`"
         echo "  - \`$pge_cmd\`"
-        echo "- load average before the runs: $load0"
+        echo "- before the runs: CPUs ${busy0}% busy over 2 s, load average $load0"
         echo "- valid: $valid"
         echo
         echo "$table"

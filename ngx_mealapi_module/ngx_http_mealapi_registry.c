@@ -245,7 +245,8 @@ ngx_http_mealapi_registry_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    reg->sh = ngx_slab_alloc(reg->shpool, sizeof(ngx_http_mealapi_reg_sh_t));
+    reg->sh = ngx_slab_calloc(reg->shpool,
+                              sizeof(ngx_http_mealapi_reg_sh_t));
     if (reg->sh == NULL) {
         return NGX_ERROR;
     }
@@ -606,6 +607,11 @@ ngx_http_mealapi_sync_tick(ngx_event_t *ev)
 
         sync->owner = 0;
         ngx_pgasync_listen_stop(&sync->listen);
+
+        if (sync->loading) {
+            ngx_pgasync_cancel(&sync->op);
+            sync->loading = 0;
+        }
     }
 
     if (sync->owner
@@ -691,8 +697,25 @@ ngx_http_mealapi_sync_loaded(ngx_pgasync_op_t *op)
     n = PQntuples(op->res);
     bad = 0;
 
+    /*
+     * Only the lease holder applies a load: a worker that lost the lease
+     * while its query ran would apply an older snapshot.  The generation
+     * is reserved under the lock, so two loads never share one.
+     */
+
     ngx_shmtx_lock(&reg->shpool->mutex);
-    generation = sh->generation + 1;
+
+    if (sh->owner != ngx_pid
+        || sh->lease_until < ngx_http_mealapi_wall_msec())
+    {
+        ngx_shmtx_unlock(&reg->shpool->mutex);
+        ngx_log_error(NGX_LOG_NOTICE, op->log, 0,
+                      "mealapi registry: lease lost, load discarded");
+        goto done;
+    }
+
+    generation = ++sh->generation;
+
     ngx_shmtx_unlock(&reg->shpool->mutex);
 
     for (i = 0; i < n; i++) {
@@ -703,7 +726,13 @@ ngx_http_mealapi_sync_loaded(ngx_pgasync_op_t *op)
 
     ngx_shmtx_lock(&reg->shpool->mutex);
 
-    sh->generation = generation;
+    if (sh->generation != generation) {
+
+        /* another load began meanwhile: it sweeps, not this one */
+
+        ngx_shmtx_unlock(&reg->shpool->mutex);
+        goto done;
+    }
 
     for (q = ngx_queue_head(&sh->queue);
          q != ngx_queue_sentinel(&sh->queue);

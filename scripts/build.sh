@@ -33,6 +33,13 @@ fi
 
 make -s -C "$obj" -f objs/Makefile modules
 mkdir -p "$top/build/modules"
-cp "$obj/objs/ngx_mealapi_module.so" "$obj/objs/ngx_controlplane_module.so" \
-   "$top/build/modules/"
+
+# never rewrite a loaded .so in place (running nginx would crash): a new
+# file is renamed over the old one
+for m in ngx_mealapi_module ngx_controlplane_module; do
+    if ! cmp -s "$obj/objs/$m.so" "$top/build/modules/$m.so"; then
+        cp "$obj/objs/$m.so" "$top/build/modules/.$m.so.new"
+        mv -f "$top/build/modules/.$m.so.new" "$top/build/modules/$m.so"
+    fi
+done
 echo "build: modules in build/modules"

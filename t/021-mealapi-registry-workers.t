@@ -417,7 +417,8 @@ ok(defined $new_owner, "$name: another worker syncs (" . ($new_owner // 'none') 
 ok($dt < 5, sprintf("%s: within 5 s (%.3f s)", $name, $dt));
 ok($dt > 2, sprintf("%s: not before the lease (3 s) ran out (%.3f s)", $name, $dt));
 ok((grep { $_ == ($new_owner // -1) } @workers), "$name: the new syncing worker is alive");
-is(scalar @workers, $Workers, "$name: the master respawned a worker (@respawned)");
+is(scalar @workers, $Workers, "$name: $Workers workers again");
+is(scalar @respawned, 1, "$name: the master respawned one worker (@respawned)");
 is(fmt_counts(\%codes), "200 x$n", "$name: $n requests meanwhile, all 200");
 is((grep { !$served{$_} } @respawned), 0, "$name: the respawned worker served")
     or diag("served by: " . fmt_counts(\%served));

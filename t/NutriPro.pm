@@ -77,15 +77,15 @@ sub timed_get { my @r = curl_get(@_); return $r[2] }
 sub concurrent_get {
     my ($url, $n, %opt) = @_;
     my $max = $opt{max_time} || 10;
-    my $cfg = "$ENV{TEST_NGINX_TOP}/t/servroot/curl-parallel.cfg";
+    my $cfg = "/tmp/nutripro-curl-$$.cfg";
     open my $c, '>', $cfg or die "$cfg: $!";
     for (1 .. $n) {
         print $c "url = \"$url\"\noutput = \"/dev/null\"\n",
                  "write-out = \"%{http_code}\\n\"\n";
     }
     close $c;
-    open my $fh, '-|', 'curl', '-s', '--parallel', '--parallel-immediate',
-        '--parallel-max', $n, '-m', $max, '-K', $cfg
+    open my $fh, '-|', 'curl', '-s', '--no-progress-meter', '--parallel',
+        '--parallel-immediate', '--parallel-max', $n, '-m', $max, '-K', $cfg
         or die "curl: $!";
     my %count;
     while (my $line = <$fh>) {
@@ -93,6 +93,7 @@ sub concurrent_get {
         $count{$line}++;
     }
     close $fh;
+    unlink $cfg;
     return \%count;
 }
 
@@ -151,7 +152,8 @@ sub concurrent_raw {
     my ($url, $n, %opt) = @_;
     my $max = $opt{max_time} || 10;
     my @urls = map { ($url, '-o', '-') } 1 .. $n;
-    open my $fh, '-|', 'curl', '-s', '-i', '--parallel', '--parallel-immediate',
+    open my $fh, '-|', 'curl', '-s', '--no-progress-meter', '-i', '--parallel',
+        '--parallel-immediate',
         '--parallel-max', $n, '-m', $max, @urls
         or die "curl: $!";
     local $/;

@@ -15,9 +15,12 @@ use warnings;
 use Cwd qw(getcwd);
 use Time::HiRes qw(time sleep);
 use Exporter 'import';
+use Digest::SHA qw(hmac_sha1);
+use JSON::PP ();
 
 our @EXPORT = qw(psql pg_ctl concurrent_get concurrent_raw curl_get timed_get
-                 cert_fingerprint gateway_fixture);
+                 cert_fingerprint gateway_fixture totp cp_operator http_req
+                 cp_login unique_name json_dec);
 
 my $top = getcwd();
 
@@ -145,6 +148,99 @@ SQL
     }
     psql($sql);
     return psql("SELECT id FROM tenants WHERE slug = 'tenant-a'");
+}
+
+sub json_dec {
+    my $text = shift;
+    my $v = eval { JSON::PP->new->decode($text) };
+    return $v;
+}
+
+# a name no earlier run used: tests never collide with leftovers
+sub unique_name {
+    my $prefix = shift;
+    return sprintf "%s-%d-%04x", $prefix, time, int(rand(65536));
+}
+
+sub base32_decode {
+    my $s = uc shift;
+    my $bits = join '', map {
+        sprintf '%05b', index('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', $_)
+    } split //, $s;
+    $bits = substr($bits, 0, int(length($bits) / 8) * 8);
+    return pack 'B*', $bits;
+}
+
+# RFC 6238: HMAC-SHA1, 30-second steps, 6 digits
+sub totp {
+    my ($secret32, $t) = @_;
+    my $step = int(($t // time) / 30);
+    my $mac = hmac_sha1(pack('NN', int($step / 2**32), $step % 2**32),
+                        base32_decode($secret32));
+    my $off = ord(substr($mac, -1)) & 0x0f;
+    my $bin = unpack('N', substr($mac, $off, 4)) & 0x7fffffff;
+    return sprintf '%06d', $bin % 1000000;
+}
+
+# an operator made with the bootstrap tool: { username, password, secret }
+sub cp_operator {
+    my (%o) = @_;
+    my $name = $o{username} // unique_name('op');
+    my @cmd = ("$ENV{TEST_NGINX_TOP}/build/tools/nutripro-admin",
+               'create-operator', '--username', $name, '--role', $o{role},
+               '--totp-key', "$ENV{TEST_NGINX_PKI}/totp.key");
+    push @cmd, '--tenant', $o{tenant} if $o{tenant};
+    local $ENV{PGHOST} = $ENV{TEST_NGINX_PG_DIR};
+    local $ENV{PGPORT} = $ENV{TEST_NGINX_PG_PORT};
+    local $ENV{PGDATABASE} = 'nutripro';
+    local $ENV{PGUSER} = 'nutripro_controlplane';
+    open my $fh, '-|', @cmd or die "nutripro-admin: $!";
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+    die "nutripro-admin failed: $out" if $?;
+    my ($pw) = $out =~ /^password:\s*(\S+)/mi;
+    my ($secret) = $out =~ /secret=([A-Z2-7]+)/;
+    die "nutripro-admin output not understood: $out" unless $pw && $secret;
+    return { username => $name, password => $pw, secret => $secret };
+}
+
+# one HTTP request with curl: (status, headers (lower-case names), body)
+sub http_req {
+    my ($method, $url, %o) = @_;
+    my @cmd = ('curl', '-s', '-i', '-m', '10', '-X', $method);
+    push @cmd, '-H', "Authorization: Bearer $o{token}" if $o{token};
+    push @cmd, '-H', $_ for @{ $o{headers} // [] };
+    if (defined $o{json}) {
+        my $body = ref $o{json} ? JSON::PP->new->canonical->encode($o{json})
+                                : $o{json};
+        push @cmd, '-H', 'Content-Type: application/json',
+                   '--data-binary', $body;
+    }
+    push @cmd, $url;
+    open my $fh, '-|', @cmd or die "curl: $!";
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+    my ($head, $body) = split /\r\n\r\n/, $out, 2;
+    my ($status) = ($head // '') =~ m{^HTTP/\S+ (\d+)};
+    my %h;
+    for (split /\r\n/, $head // '') {
+        $h{lc $1} = $2 if /^([^:]+):\s*(.*)$/;
+    }
+    return ($status // 0, \%h, $body // '');
+}
+
+# logs in; returns the bearer token (undef when refused)
+sub cp_login {
+    my ($base, $op, %o) = @_;
+    my ($st, $h, $body) = http_req('POST', "$base/api/v1/session",
+        json => { username => $op->{username},
+                  password => $o{password} // $op->{password},
+                  totp => $o{totp} // totp($op->{secret}) });
+    return unless $st == 201;
+    my $doc = json_dec($body) or return;
+    return $doc->{token};
 }
 
 # n parallel GETs; returns every response (headers and body) concatenated

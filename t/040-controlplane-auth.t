@@ -1,0 +1,235 @@
+# Operators' login: password (scrypt, in a thread pool) + TOTP (RFC 6238),
+# sessions as bearer tokens or cookies, logout, expiry, lockout, login rate
+# limits, and the audit rows of every attempt.
+
+use Test::Nginx::Socket 'no_plan';
+use t::NutriPro;
+use Test::More;
+
+no_shuffle();
+
+our $Base = "http://127.0.0.1:" . ($ENV{TEST_NGINX_SERVER_PORT}
+                                   || $ENV{TEST_NGINX_PORT} || 1984);
+
+sub audit_count {
+    my ($action, $user, $reason) = @_;
+    my $r = defined $reason ? " AND details->>'reason' = '$reason'" : '';
+    return psql("SELECT count(*) FROM audit_log WHERE action = '$action'"
+                . " AND operator_username = '$user'$r") + 0;
+}
+
+add_response_body_check(sub {
+    my ($block, $body, $req_idx, $repeated_req_idx, $dry_run) = @_;
+    my $code = $block->nutripro_check or return;
+    return if $dry_run || $req_idx > 0;
+    my $name = $block->name;
+    eval "$code; 1" or fail("$name: check died: $@");
+});
+
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    $block->set_value('main_config', <<'CONF') unless defined $block->main_config;
+load_module $TEST_NGINX_MODULES/ngx_controlplane_module.so;
+CONF
+
+    my $limit = $block->login_limit // '100r/s 100';
+
+    $block->set_value('http_config', <<CONF) unless defined $block->http_config;
+controlplane_database cp {
+    server unix:\$TEST_NGINX_PG_SOCKET;
+    dbname nutripro;
+    user nutripro_controlplane;
+}
+controlplane_limit_zone cplimit:1m;
+CONF
+
+    $block->set_value('config', <<CONF) unless defined $block->config;
+location = /ping { return 200 "pong\\n"; }
+location /api/ {
+    controlplane_api cp;
+    controlplane_secret_key \$TEST_NGINX_PKI/totp.key;
+    controlplane_tenant_ca \$TEST_NGINX_PKI/tenant-ca.crt;
+    controlplane_login_limit $limit;
+    controlplane_lockout 3 15m;
+}
+CONF
+});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: the right factors open a session: bearer token and cookie
+--- request
+GET /ping
+--- nutripro_check
+my $op = cp_operator(role => 'admin');
+my ($st, $h, $body) = http_req('POST', "$Base/api/v1/session",
+    json => { username => $op->{username}, password => $op->{password},
+              totp => totp($op->{secret}) });
+is($st, 201, "$name: 201");
+my $doc = json_dec($body);
+like($doc->{token} // '', qr/^[0-9a-f]{64}$/, "$name: a 256-bit token");
+is($doc->{operator}{role}, 'admin', "$name: the operator's role");
+like($h->{'set-cookie'} // '', qr/^nutripro_session=[0-9a-f]{64}; Path=\/api\/; Max-Age=\d+; Secure; HttpOnly; SameSite=Strict$/,
+     "$name: a Secure HttpOnly SameSite=Strict cookie");
+($st, $h, $body) = http_req('GET', "$Base/api/v1/session", token => $doc->{token});
+is($st, 200, "$name: the bearer token works");
+like($body, qr/"username":"\Q$op->{username}\E"/, "$name: as that operator");
+($st) = http_req('GET', "$Base/api/v1/session",
+                 headers => ["Cookie: a=b; nutripro_session=$doc->{token}"]);
+is($st, 200, "$name: the cookie works");
+my $hash = psql("SELECT encode(token_hash, 'hex') FROM sessions s JOIN operators o ON o.id = s.operator_id WHERE o.username = '$op->{username}'");
+isnt($hash, $doc->{token}, "$name: the database keeps a hash, not the token");
+is(audit_count('auth.login', $op->{username}), 1, "$name: the login is audited");
+
+
+
+=== TEST 2: a wrong password, a wrong code, an unknown user: the same 401
+--- request
+GET /ping
+--- nutripro_check
+my $op = cp_operator(role => 'onboarding');
+my @answers;
+for my $try ([$op->{username}, 'wrong-password', totp($op->{secret})],
+             [$op->{username}, $op->{password}, '000000'],
+             ['nobody-' . $op->{username}, 'whatever', '123456']) {
+    my ($st, $h, $body) = http_req('POST', "$Base/api/v1/session",
+        json => { username => $try->[0], password => $try->[1], totp => $try->[2] });
+    is($st, 401, "$name: 401");
+    push @answers, $body;
+}
+is($answers[1], $answers[0], "$name: a wrong code reads like a wrong password");
+is($answers[2], $answers[0], "$name: an unknown user reads the same");
+like($answers[0], qr{"type":"https://nutripro.example/problems/invalid-credentials"}, "$name: problem type");
+is(audit_count('auth.login_failed', $op->{username}, 'password'), 1, "$name: audited: password");
+is(audit_count('auth.login_failed', $op->{username}, 'totp'), 1, "$name: audited: totp");
+is(audit_count('auth.login_failed', "nobody-$op->{username}", 'unknown_user'), 1, "$name: audited: unknown user");
+
+
+
+=== TEST 3: a code is accepted once; an expired code is refused
+--- request
+GET /ping
+--- nutripro_check
+my $op = cp_operator(role => 'admin');
+my $code = totp($op->{secret});
+ok(cp_login($Base, $op, totp => $code), "$name: first use");
+ok(!cp_login($Base, $op, totp => $code), "$name: the same code again is refused");
+is(audit_count('auth.login_failed', $op->{username}, 'totp_reused'), 1, "$name: audited as reused");
+my $op2 = cp_operator(role => 'admin');
+ok(!cp_login($Base, $op2, totp => totp($op2->{secret}, time - 90)), "$name: a code three steps old is refused");
+ok(cp_login($Base, $op2, totp => totp($op2->{secret}, time - 30)), "$name: one step of drift is accepted");
+
+
+
+=== TEST 4: repeated failures lock the account, even for the right factors
+--- request
+GET /ping
+--- nutripro_check
+my $op = cp_operator(role => 'admin');
+ok(!cp_login($Base, $op, password => 'nope'), "$name: failure $_") for 1 .. 3;
+ok(!cp_login($Base, $op), "$name: the right factors are refused while locked");
+is(psql("SELECT locked_until > now() FROM operators WHERE username = '$op->{username}'"), 't', "$name: locked in the database");
+is(audit_count('auth.login_failed', $op->{username}, 'locked'), 1, "$name: audited as locked");
+psql("UPDATE operators SET locked_until = NULL, failed_logins = 0 WHERE username = '$op->{username}'");
+ok(cp_login($Base, $op, totp => totp($op->{secret}, time + 30)), "$name: served again once the lock is lifted");
+
+
+
+=== TEST 5: logout ends the session; an expired session is refused
+--- request
+GET /ping
+--- nutripro_check
+my $op = cp_operator(role => 'admin');
+my $token = cp_login($Base, $op);
+ok($token, "$name: logged in");
+my ($st, $h, $body) = http_req('DELETE', "$Base/api/v1/session", token => $token);
+is($st, 200, "$name: logout 200");
+like($h->{'set-cookie'} // '', qr/^nutripro_session=; .*Max-Age=0/, "$name: the cookie is cleared");
+($st) = http_req('GET', "$Base/api/v1/session", token => $token);
+is($st, 401, "$name: the token no longer works");
+is(audit_count('auth.logout', $op->{username}), 1, "$name: logout audited");
+my $op2 = cp_operator(role => 'admin');
+my $t2 = cp_login($Base, $op2);
+psql("UPDATE sessions SET created_at = sessions.created_at - interval '1 hour', expires_at = sessions.created_at - interval '1 minute' FROM operators o WHERE o.id = sessions.operator_id AND o.username = '$op2->{username}'");
+($st, $h, $body) = http_req('GET', "$Base/api/v1/tenants", token => $t2);
+is($st, 401, "$name: an expired session is refused");
+like($body, qr/unauthenticated/, "$name: as unauthenticated");
+
+
+
+=== TEST 6: tokens that are not sessions
+--- request eval
+["GET /api/v1/tenants", "GET /api/v1/tenants", "GET /api/v1/tenants", "GET /api/v1/tenants"]
+--- more_headers eval
+["", "Authorization: Bearer " . ("0" x 64), "Authorization: Bearer x'; DROP TABLE sessions; --",
+ "Cookie: nutripro_session=" . ("a" x 65)]
+--- error_code eval
+[401, 401, 401, 401]
+
+
+
+=== TEST 7: login attempts are rate-limited per address
+--- login_limit: 2r/m 2
+--- request
+GET /ping
+--- nutripro_check
+my $op = cp_operator(role => 'admin');
+my @st;
+for (1 .. 3) {
+    my ($st, $h) = http_req('POST', "$Base/api/v1/session",
+        json => { username => $op->{username}, password => 'x', totp => '123456' });
+    push @st, $st;
+    if ($st == 429) {
+        like($h->{'retry-after'} // '', qr/^\d+$/, "$name: Retry-After");
+    }
+}
+is_deeply(\@st, [401, 401, 429], "$name: the third attempt is refused with 429");
+
+
+
+=== TEST 8: a malformed login body: 400, 415, 422, never a crash
+--- request eval
+["POST /api/v1/session\n{\"username\":\"a\",\"username\":\"b\",\"password\":\"x\",\"totp\":\"123456\"}",
+ "POST /api/v1/session\n{\"username\":\"a\"",
+ "POST /api/v1/session\n{\"username\":\"a\",\"password\":\"x\",\"totp\":\"12345\"}",
+ "POST /api/v1/session\n{\"username\":\"a\",\"password\":\"x\",\"totp\":\"123456\",\"admin\":true}",
+ "POST /api/v1/session\n[1,2,3]"]
+--- more_headers
+Content-Type: application/json
+--- error_code eval
+[400, 400, 422, 422, 422]
+--- response_body_like eval
+[qr/invalid-json/, qr/invalid-json/, qr{"pointer":"/totp","keyword":"pattern"},
+ qr{"pointer":"/admin","keyword":"additionalProperties"}, qr/validation-failed/]
+
+
+
+=== TEST 9: a login body that is not JSON: 415
+--- request
+POST /api/v1/session
+username=a&password=b
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- error_code: 415
+--- response_body_like: unsupported-media-type
+
+
+
+=== TEST 10: no password or token ever reaches the log
+--- log_level: info
+--- request
+GET /ping
+--- nutripro_check
+my $op = cp_operator(role => 'admin');
+my $token = cp_login($Base, $op);
+http_req('GET', "$Base/api/v1/session", token => $token);
+http_req('POST', "$Base/api/v1/session",
+         json => { username => $op->{username}, password => "$op->{password}-wrong", totp => '111111' });
+open my $f, "<", server_root() . "/logs/error.log" or die;
+my $log = do { local $/; <$f> };
+ok($token && index($log, $token) < 0, "$name: the token is not logged");
+ok(index($log, $op->{password}) < 0, "$name: the password is not logged");
+ok(index($log, $op->{secret}) < 0, "$name: the TOTP secret is not logged");

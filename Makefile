@@ -42,6 +42,7 @@ deps:
 
 build: deps
 	@./scripts/build.sh
+	@./tools/build.sh >/dev/null
 
 pki:
 	@./scripts/pki.sh >/dev/null

@@ -109,10 +109,10 @@ nginx_stop                         # a leftover from an interrupted run
 rm -rf "$prefix" "$out"
 mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/temp" "$prefix/modules" "$out"
 
-# A private copy of the module: scripts/build.sh cp(1)s over
-# build/modules/*.so in place, which crashes (SIGSEGV) the workers of any
-# nginx that has the old file mapped, so a concurrent `make build` would
-# otherwise wreck the run.
+# A private copy of the module: one run measures one build, whatever a
+# concurrent `make build` does to build/modules (and a .so rewritten in
+# place, as scripts/build.sh did before 3cfb7a8, crashes the workers that
+# have it mapped).
 cp "$top/build/modules/ngx_controlplane_module.so" "$prefix/modules/"
 so=$prefix/modules/ngx_controlplane_module.so
 sobuilt=$(date -u -r "$top/build/modules/ngx_controlplane_module.so" '+%Y-%m-%d %H:%M:%S UTC')
@@ -226,6 +226,7 @@ fi
 echo "bench: $wrk_cmd"
 wrk -t"$threads" -c"$conns" -d"${secs}s" --latency "$url" \
     >"$out/wrk.log" 2>&1 || { cat "$out/wrk.log" >&2; die "wrk failed"; }
+nginx_stop                         # the pgbench runs get the machine alone
 
 run_pgbench() {  # name, then the arguments after "pgbench"
     name=$1; shift
@@ -243,7 +244,6 @@ run_pgbench pgbench-plans-extended -h "$pgdir" -p "$pgport" \
     -U nutripro_controlplane -n -f "$top/bench/plans_page.sql" -M extended \
     -c "$conns" -j "$threads" -T "$secs" nutripro
 
-nginx_stop
 pg_start1=$(pg_started)
 
 # results -----------------------------------------------------------------

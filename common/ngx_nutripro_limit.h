@@ -30,7 +30,7 @@ ngx_nutripro_limit_t *ngx_nutripro_limit_zone(ngx_conf_t *cf, ngx_str_t *name,
 
 /*
  * Takes one unit for key (at most 255 bytes) at rate_milli requests per
- * 1000 seconds... no: per second x 1000 (1 r/s = 1000), with a burst.
+ * second x 1000 (1 r/s = 1000), with a burst.
  * NGX_OK: allowed; NGX_BUSY: refused, *retry_after set (seconds, >= 1);
  * NGX_ERROR: no memory even after evicting (the caller fails closed).
  */

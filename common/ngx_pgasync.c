@@ -28,7 +28,10 @@ static void ngx_pgasync_event_handler(ngx_event_t *ev);
 static void ngx_pgasync_connect_poll(ngx_pgasync_conn_t *conn);
 static void ngx_pgasync_connected(ngx_pgasync_conn_t *conn);
 static void ngx_pgasync_send(ngx_pgasync_conn_t *conn, ngx_pgasync_op_t *op);
+static ngx_int_t ngx_pgasync_send_statement(ngx_pgasync_conn_t *conn,
+    ngx_pgasync_op_t *op);
 static ngx_int_t ngx_pgasync_flush(ngx_pgasync_conn_t *conn);
+static ngx_int_t ngx_pgasync_consume(ngx_pgasync_conn_t *conn);
 static void ngx_pgasync_read(ngx_pgasync_conn_t *conn);
 static void ngx_pgasync_idle_read(ngx_pgasync_conn_t *conn);
 static void ngx_pgasync_fail(ngx_pgasync_conn_t *conn,
@@ -582,8 +585,7 @@ ngx_pgasync_send(ngx_pgasync_conn_t *conn, ngx_pgasync_op_t *op)
 
     conn->state = NGX_PGASYNC_QUERY;
 
-    if (!PQsendQueryParams(conn->pg, op->sql, op->nparams, NULL,
-                           op->values, op->lengths, NULL, 0)
+    if (ngx_pgasync_send_statement(conn, op) != NGX_OK
         || ngx_pgasync_flush(conn) == NGX_ERROR)
     {
         ngx_log_error(NGX_LOG_ERR, conn->c->log, 0,
@@ -626,6 +628,46 @@ ngx_pgasync_send(ngx_pgasync_conn_t *conn, ngx_pgasync_op_t *op)
 }
 
 
+/*
+ * Statements are prepared once per connection and executed by name after:
+ * parsing and planning a statement costs the server more than running a
+ * short one.  An operation's sql must stay at the same address while the
+ * worker lives (a literal, or configuration).  The first use on a
+ * connection takes a round trip more; when the cache is full, the
+ * statement is sent unnamed.
+ */
+
+static ngx_int_t
+ngx_pgasync_send_statement(ngx_pgasync_conn_t *conn, ngx_pgasync_op_t *op)
+{
+    ngx_uint_t  i;
+    char        name[NGX_INT_T_LEN + 2];
+
+    for (i = 0; i < conn->nprepared; i++) {
+        if (conn->prepared[i] == op->sql) {
+            ngx_sprintf((u_char *) name, "p%ui%Z", i);
+
+            return PQsendQueryPrepared(conn->pg, name, op->nparams,
+                                       op->values, op->lengths, NULL, 0)
+                   ? NGX_OK : NGX_ERROR;
+        }
+    }
+
+    if (conn->nprepared == NGX_PGASYNC_PREPARED) {
+        return PQsendQueryParams(conn->pg, op->sql, op->nparams, NULL,
+                                 op->values, op->lengths, NULL, 0)
+               ? NGX_OK : NGX_ERROR;
+    }
+
+    ngx_sprintf((u_char *) name, "p%ui%Z", conn->nprepared);
+
+    conn->preparing = 1;
+
+    return PQsendPrepare(conn->pg, name, op->sql, op->nparams, NULL)
+           ? NGX_OK : NGX_ERROR;
+}
+
+
 static ngx_int_t
 ngx_pgasync_flush(ngx_pgasync_conn_t *conn)
 {
@@ -646,6 +688,40 @@ ngx_pgasync_flush(ngx_pgasync_conn_t *conn)
 }
 
 
+/*
+ * Reads everything the socket holds: PQconsumeInput() reads one buffer,
+ * and with edge-triggered events what it leaves would wait for data that
+ * may never come.
+ */
+
+static ngx_int_t
+ngx_pgasync_consume(ngx_pgasync_conn_t *conn)
+{
+    int    n;
+#if (NGX_SSL)
+    SSL   *ssl;
+#endif
+
+    for ( ;; ) {
+        if (!PQconsumeInput(conn->pg)) {
+            return NGX_ERROR;
+        }
+
+#if (NGX_SSL)
+        ssl = PQsslStruct(conn->pg, "OpenSSL");
+
+        if (ssl && SSL_pending(ssl) > 0) {
+            continue;
+        }
+#endif
+
+        if (ioctl(conn->c->fd, FIONREAD, &n) == -1 || n <= 0) {
+            return NGX_OK;
+        }
+    }
+}
+
+
 /* collects the results of a query; keeps the first error, else the last */
 
 static void
@@ -659,7 +735,7 @@ ngx_pgasync_read(ngx_pgasync_conn_t *conn)
 
     op = conn->op;
 
-    if (!PQconsumeInput(conn->pg)) {
+    if (ngx_pgasync_consume(conn) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, conn->c->log, 0,
                       "pgasync \"%V\": connection lost during \"%s\": %s",
                       &conn->db->name, op ? op->name : "?",
@@ -706,6 +782,34 @@ ngx_pgasync_read(ngx_pgasync_conn_t *conn)
         }
 
         op->res = res;
+    }
+
+    if (conn->preparing) {
+        conn->preparing = 0;
+
+        if (op && op->res && PQresultStatus(op->res) == PGRES_COMMAND_OK) {
+
+            /* prepared: now run it, under the same query timer */
+
+            PQclear(op->res);
+            op->res = NULL;
+
+            conn->prepared[conn->nprepared++] = op->sql;
+
+            if (ngx_pgasync_send_statement(conn, op) != NGX_OK
+                || ngx_pgasync_flush(conn) == NGX_ERROR)
+            {
+                ngx_log_error(NGX_LOG_ERR, conn->c->log, 0,
+                              "pgasync \"%V\": sending \"%s\" failed: %s",
+                              &conn->db->name, op->name,
+                              PQerrorMessage(conn->pg));
+                ngx_pgasync_fail(conn, NGX_PGASYNC_ERR_CONNECTION);
+            }
+
+            return;
+        }
+
+        /* a statement that does not prepare fails as its execution would */
     }
 
     /* the connection is ready for another query */
@@ -763,7 +867,8 @@ ngx_pgasync_idle_read(ngx_pgasync_conn_t *conn)
      * close is seen through pending_eof, not a later event.
      */
 
-    if (!PQconsumeInput(conn->pg) || PQstatus(conn->pg) == CONNECTION_BAD
+    if (ngx_pgasync_consume(conn) != NGX_OK
+        || PQstatus(conn->pg) == CONNECTION_BAD
         || conn->c->read->pending_eof)
     {
         ngx_log_error(NGX_LOG_INFO, conn->c->log, 0,
@@ -792,6 +897,19 @@ ngx_pgasync_fail(ngx_pgasync_conn_t *conn, ngx_pgasync_status_e status)
     }
 
     op = conn->op;
+
+    if (status == NGX_PGASYNC_ERR_CONNECT && op && !op->retried
+        && conn->db->servers.nelts > 1)
+    {
+        /* the next server, for this same operation (next_server moved) */
+
+        op->retried = 1;
+        ngx_pgasync_close(conn);
+
+        if (ngx_pgasync_connect(conn) == NGX_OK) {
+            return;
+        }
+    }
 
     if (conn->state == NGX_PGASYNC_IDLE && op == NULL) {
         ngx_queue_remove(&conn->queue);
@@ -986,6 +1104,8 @@ ngx_pgasync_close(ngx_pgasync_conn_t *conn)
 
     conn->state = NGX_PGASYNC_FREE;
     conn->reused = 0;
+    conn->preparing = 0;
+    conn->nprepared = 0;
 }
 
 
@@ -1054,7 +1174,8 @@ ngx_pgasync_listen_read(ngx_pgasync_conn_t *conn)
 
     ls = conn->listen;
 
-    if (!PQconsumeInput(conn->pg) || PQstatus(conn->pg) == CONNECTION_BAD
+    if (ngx_pgasync_consume(conn) != NGX_OK
+        || PQstatus(conn->pg) == CONNECTION_BAD
         || conn->c->read->pending_eof)
     {
         ngx_log_error(NGX_LOG_WARN, conn->c->log, 0,

@@ -87,6 +87,9 @@ struct ngx_pgasync_db_s {
 };
 
 
+#define NGX_PGASYNC_PREPARED  32
+
+
 struct ngx_pgasync_conn_s {
     ngx_queue_t               queue;
     ngx_pgasync_db_t         *db;
@@ -96,6 +99,11 @@ struct ngx_pgasync_conn_s {
     ngx_pgasync_listen_t     *listen;
     ngx_uint_t                server;
     ngx_uint_t                state;
+
+    /* statements prepared on this connection: "p<index>" is sql */
+    const char               *prepared[NGX_PGASYNC_PREPARED];
+    ngx_uint_t                nprepared;
+    unsigned                  preparing:1;
     unsigned                  reused:1;
 };
 

@@ -21,10 +21,6 @@ static ngx_int_t ngx_http_controlplane_page(ngx_http_request_t *r,
     ngx_http_controlplane_ctx_t *ctx);
 
 
-static ngx_str_t  ngx_http_controlplane_json_type =
-    ngx_string("application/json");
-
-
 ngx_int_t
 ngx_http_controlplane_health(ngx_http_request_t *r,
     ngx_http_controlplane_ctx_t *ctx)
@@ -298,6 +294,12 @@ ngx_http_controlplane_rows(PGresult *res, int nrows)
                 default:
                     val = json_stringn(v, PQgetlength(res, i, j));
                 }
+            }
+
+            if (val == NULL) {
+                /* NaN, Infinity, 1e400, "\u0000" in json: as text */
+                val = json_stringn(PQgetvalue(res, i, j),
+                                   PQgetlength(res, i, j));
             }
 
             if (val == NULL

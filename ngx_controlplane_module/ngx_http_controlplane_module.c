@@ -10,9 +10,15 @@
 #include <ngx_http.h>
 
 #include "ngx_http_controlplane_module.h"
+#include "ngx_http_controlplane_crypto.h"
 
 
 static ngx_int_t ngx_http_controlplane_handler(ngx_http_request_t *r);
+static void ngx_http_controlplane_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_controlplane_parse_body(ngx_http_request_t *r,
+    ngx_http_controlplane_ctx_t *ctx);
+static ngx_int_t ngx_http_controlplane_dispatch(ngx_http_request_t *r,
+    ngx_http_controlplane_ctx_t *ctx);
 static ngx_http_controlplane_route_t *ngx_http_controlplane_route(
     ngx_http_request_t *r, ngx_http_controlplane_ctx_t *ctx,
     ngx_uint_t *allow);
@@ -40,6 +46,18 @@ static char *ngx_http_controlplane_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_controlplane_query_cmd(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_controlplane_secret_key(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_controlplane_tenant_ca(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_controlplane_limit_zone(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_controlplane_limit(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_controlplane_lockout(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static void ngx_http_controlplane_store_cleanup(void *data);
+static ngx_int_t ngx_http_controlplane_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_controlplane_init_process(ngx_cycle_t *cycle);
 static void ngx_http_controlplane_exit_process(ngx_cycle_t *cycle);
 
@@ -72,6 +90,55 @@ static ngx_command_t  ngx_http_controlplane_commands[] = {
       0,
       NULL },
 
+    { ngx_string("controlplane_secret_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_controlplane_secret_key,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("controlplane_tenant_ca"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_controlplane_tenant_ca,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("controlplane_session_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_controlplane_loc_conf_t, session_ttl),
+      NULL },
+
+    { ngx_string("controlplane_limit_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_controlplane_limit_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("controlplane_login_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_controlplane_limit,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_controlplane_loc_conf_t, login_rate),
+      NULL },
+
+    { ngx_string("controlplane_api_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_controlplane_limit,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_controlplane_loc_conf_t, api_rate),
+      NULL },
+
+    { ngx_string("controlplane_lockout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_controlplane_lockout,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("controlplane_page_limit"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -85,7 +152,7 @@ static ngx_command_t  ngx_http_controlplane_commands[] = {
 
 static ngx_http_module_t  ngx_http_controlplane_module_ctx = {
     ngx_http_controlplane_add_variables,    /* preconfiguration */
-    NULL,                                   /* postconfiguration */
+    ngx_http_controlplane_init,             /* postconfiguration */
 
     ngx_http_controlplane_create_main_conf, /* create main configuration */
     ngx_http_controlplane_init_main_conf,   /* init main configuration */
@@ -114,18 +181,6 @@ ngx_module_t  ngx_controlplane_module = {
 };
 
 
-static ngx_http_controlplane_route_t  ngx_http_controlplane_routes[] = {
-
-    { NGX_HTTP_GET|NGX_HTTP_HEAD, ngx_string("/api/v1/health"),
-      ngx_http_controlplane_health },
-
-    { NGX_HTTP_GET|NGX_HTTP_HEAD, ngx_string("/api/v1/plans"),
-      ngx_http_controlplane_plans_list },
-
-    { 0, ngx_null_string, NULL }
-};
-
-
 #define NGX_HTTP_CONTROLPLANE_VAR_WAIT    0
 #define NGX_HTTP_CONTROLPLANE_VAR_TIME    1
 #define NGX_HTTP_CONTROLPLANE_VAR_STATUS  2
@@ -148,14 +203,21 @@ static ngx_http_variable_t  ngx_http_controlplane_vars[] = {
 };
 
 
+ngx_str_t  ngx_http_controlplane_json_type = ngx_string("application/json");
+
+
 static ngx_int_t
 ngx_http_controlplane_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                          rc;
-    ngx_uint_t                         allow;
-    ngx_http_controlplane_ctx_t       *ctx;
-    ngx_http_controlplane_route_t     *route;
-    ngx_http_controlplane_loc_conf_t  *clcf;
+    time_t                              retry;
+    u_char                             *p;
+    ngx_int_t                           rc;
+    ngx_uint_t                          allow;
+    ngx_http_controlplane_ctx_t        *ctx;
+    ngx_http_controlplane_route_t      *route;
+    ngx_http_controlplane_loc_conf_t   *clcf;
+    ngx_http_controlplane_main_conf_t  *cmcf;
+    u_char                              key[NGX_SOCKADDR_STRLEN + 3];
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_controlplane_module);
 
@@ -166,28 +228,291 @@ ngx_http_controlplane_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, ctx, ngx_controlplane_module);
 
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
     if (clcf->query_db) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
         return ngx_http_controlplane_fixed_query(r, ctx);
     }
 
     route = ngx_http_controlplane_route(r, ctx, &allow);
 
     if (route == NULL) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
         if (allow) {
             return ngx_http_controlplane_not_allowed(r, allow);
         }
 
         return ngx_nutripro_problem(r, NGX_HTTP_NOT_FOUND, "not-found",
-                                    "Not Found",
-                                    "no such resource", NULL);
+                                    "Not Found", "no such resource", NULL);
     }
 
-    return route->handler(r, ctx);
+    ctx->route = route;
+
+    /* every request counts against its address */
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_controlplane_module);
+
+    if (cmcf->limit) {
+        p = ngx_snprintf(key, sizeof(key), "a:%V", &r->connection->addr_text);
+
+        switch (ngx_nutripro_limit_take(cmcf->limit, key, p - key,
+                                        clcf->api_rate, clcf->api_burst,
+                                        &retry))
+        {
+        case NGX_OK:
+            break;
+
+        case NGX_BUSY:
+            if (ngx_http_discard_request_body(r) != NGX_OK) {
+                r->keepalive = 0;
+            }
+
+            if (ngx_nutripro_retry_after(r, retry) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            return ngx_nutripro_problem(r, NGX_HTTP_TOO_MANY_REQUESTS,
+                                        "too-many-requests",
+                                        "Too Many Requests", NULL, NULL);
+
+        default:
+            return ngx_http_controlplane_busy(r);
+        }
+    }
+
+    if (route->compiled == NULL) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_controlplane_dispatch(r, ctx);
+    }
+
+    /* a JSON body, bounded by client_max_body_size, read in one buffer */
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_controlplane_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_controlplane_body(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    ngx_http_controlplane_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_controlplane_module);
+
+    rc = ngx_http_controlplane_parse_body(r, ctx);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_controlplane_dispatch(r, ctx);
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static ngx_int_t
+ngx_http_controlplane_parse_body(ngx_http_request_t *r,
+    ngx_http_controlplane_ctx_t *ctx)
+{
+    int                   i, n;
+    u_char               *buf, *p;
+    off_t                 len;
+    ssize_t               rd;
+    json_t               *doc, *errors, *e;
+    ngx_buf_t            *b;
+    ngx_str_t            *type;
+    ngx_chain_t          *cl;
+    json_error_t          jerr;
+    mealapi_violation_t   v[10];
+
+    type = r->headers_in.content_type ? &r->headers_in.content_type->value
+                                      : NULL;
+
+    if (type == NULL || type->len < 16
+        || ngx_strncasecmp(type->data, (u_char *) "application/json", 16)
+           != 0
+        || (type->len > 16 && type->data[16] != ';' && type->data[16] != ' '))
+    {
+        return ngx_nutripro_problem(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                    "unsupported-media-type",
+                                    "Unsupported Media Type",
+                                    "the body must be application/json",
+                                    NULL);
+    }
+
+    len = 0;
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL;
+         cl;
+         cl = cl->next)
+    {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    buf = ngx_pnalloc(r->pool, len + 1);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = buf;
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL;
+         cl;
+         cl = cl->next)
+    {
+        b = cl->buf;
+
+        if (!b->in_file) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        rd = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                           b->file_pos);
+        if (rd != b->file_last - b->file_pos) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p += rd;
+    }
+
+    *p = '\0';
+
+    doc = json_loadb((char *) buf, p - buf, JSON_REJECT_DUPLICATES, &jerr);
+
+    if (doc == NULL) {
+        return ngx_nutripro_problem(r, NGX_HTTP_BAD_REQUEST, "invalid-json",
+                                    "Bad Request",
+                                    "the body is not valid JSON (UTF-8, no "
+                                    "duplicate keys, nothing after it)",
+                                    json_pack("{s:i, s:i}", "line", jerr.line,
+                                              "column", jerr.column));
+    }
+
+    if (ngx_nutripro_json_cleanup(r->pool, doc) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (mealapi_json_depth(doc) > 8) {
+        return ngx_nutripro_problem(r, NGX_HTTP_BAD_REQUEST, "json-too-deep",
+                                    "Bad Request", "the body nests too deep",
+                                    NULL);
+    }
+
+    n = mealapi_schema_validate(ctx->route->compiled, doc, v, 10);
+
+    if (n) {
+        errors = json_array();
+        if (errors == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        for (i = 0; i < n && i < 10; i++) {
+            e = json_pack("{s:s, s:s}", "pointer", v[i].pointer,
+                          "keyword", v[i].keyword);
+            if (e == NULL || json_array_append_new(errors, e) != 0) {
+                json_decref(errors);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        return ngx_http_controlplane_invalid(r, "validation-failed",
+                                             "the body does not match "
+                                             "the resource's schema",
+                                             errors);
+    }
+
+    ctx->body = doc;
+    ctx->body_text.data = buf;
+    ctx->body_text.len = p - buf;
+
+    return NGX_OK;
+}
+
+
+/* public routes run; the others first find their session */
+
+static ngx_int_t
+ngx_http_controlplane_dispatch(ngx_http_request_t *r,
+    ngx_http_controlplane_ctx_t *ctx)
+{
+    if (!(ctx->route->roles & NGX_HTTP_CP_PUBLIC)) {
+        return ngx_http_controlplane_authenticate(r, ctx);
+    }
+
+    if (ctx->route->handler) {
+        return ctx->route->handler(r, ctx);
+    }
+
+    return ngx_http_controlplane_run(r, ctx);
+}
+
+
+/* 400 (a value), 415, 422 (a body against its schema): a problem */
+
+ngx_int_t
+ngx_http_controlplane_invalid(ngx_http_request_t *r, const char *type,
+    const char *detail, json_t *errors)
+{
+    ngx_uint_t  status;
+
+    status = errors ? 422 : NGX_HTTP_BAD_REQUEST;
+
+    return ngx_nutripro_problem(r, status, type,
+                                status == 422 ? "Unprocessable Content"
+                                              : "Bad Request",
+                                detail,
+                                errors ? json_pack("{s:o}", "errors", errors)
+                                       : NULL);
+}
+
+
+ngx_int_t
+ngx_http_controlplane_busy(ngx_http_request_t *r)
+{
+    if (ngx_nutripro_retry_after(r, 1) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_nutripro_problem(r, NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
+                                "Service Unavailable", "try again", NULL);
+}
+
+
+ngx_int_t
+ngx_http_controlplane_send_text(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *text, size_t len)
+{
+    ngx_buf_t  *b;
+
+    b = ngx_create_temp_buf(r->pool, len + 1);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, text, len);
+    *b->last++ = '\n';
+
+    return ngx_nutripro_send_buf(r, status, b,
+                                 &ngx_http_controlplane_json_type);
 }
 
 
@@ -203,8 +528,8 @@ ngx_http_controlplane_route(ngx_http_request_t *r,
 
     *allow = 0;
 
-    for (route = ngx_http_controlplane_routes; route->handler; route++) {
-
+    for (route = ngx_http_controlplane_routes_get(); route->path.len; route++)
+    {
         p = route->path.data;
         last = p + route->path.len;
         s = r->uri.data;
@@ -396,14 +721,38 @@ ngx_http_controlplane_db_error(ngx_http_request_t *r, ngx_pgasync_op_t *op)
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_controlplane_module);
 
-    if (op->status == NGX_PGASYNC_ERR_SQL
-        && ngx_strncmp(op->sqlstate, "22", 2) == 0)
-    {
-        /* data exception: the client's value did not fit */
+    if (op->status == NGX_PGASYNC_ERR_SQL) {
 
-        return ngx_nutripro_problem(r, NGX_HTTP_BAD_REQUEST,
-                                    "invalid-parameter", "Bad Request",
-                                    "a parameter has an invalid value", NULL);
+        if (ngx_strncmp(op->sqlstate, "22", 2) == 0) {
+
+            /* data exception: the client's value did not fit */
+
+            return ngx_nutripro_problem(r, NGX_HTTP_BAD_REQUEST,
+                                        "invalid-parameter", "Bad Request",
+                                        "a parameter has an invalid value",
+                                        NULL);
+        }
+
+        if (ngx_strcmp(op->sqlstate, "23505") == 0
+            || ngx_strcmp(op->sqlstate, "23503") == 0
+            || ngx_strcmp(op->sqlstate, "P0001") == 0)
+        {
+            /* unique, reference, or a guard of the schema */
+
+            return ngx_nutripro_problem(r, NGX_HTTP_CONFLICT, "conflict",
+                                        "Conflict",
+                                        "the change conflicts with the "
+                                        "current state", NULL);
+        }
+
+        if (ngx_strcmp(op->sqlstate, "23502") == 0
+            || ngx_strcmp(op->sqlstate, "23514") == 0)
+        {
+            return ngx_nutripro_problem(r, 422, "constraint-violation",
+                                        "Unprocessable Content",
+                                        "a value breaks a rule of the "
+                                        "resource", NULL);
+        }
     }
 
     if (!ngx_pgasync_temporary(op)) {
@@ -555,6 +904,14 @@ ngx_http_controlplane_create_loc_conf(ngx_conf_t *cf)
      */
 
     clcf->max_page = NGX_CONF_UNSET_UINT;
+    clcf->tenant_ca = NGX_CONF_UNSET_PTR;
+    clcf->session_ttl = NGX_CONF_UNSET;
+    clcf->login_rate = NGX_CONF_UNSET_UINT;
+    clcf->login_burst = NGX_CONF_UNSET_UINT;
+    clcf->api_rate = NGX_CONF_UNSET_UINT;
+    clcf->api_burst = NGX_CONF_UNSET_UINT;
+    clcf->lockout_after = NGX_CONF_UNSET_UINT;
+    clcf->lockout_time = NGX_CONF_UNSET;
 
     return clcf;
 }
@@ -568,6 +925,30 @@ ngx_http_controlplane_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_http_controlplane_loc_conf_t  *conf = child;
 
     ngx_conf_merge_uint_value(conf->max_page, prev->max_page, 100);
+    ngx_conf_merge_ptr_value(conf->tenant_ca, prev->tenant_ca, NULL);
+    ngx_conf_merge_sec_value(conf->session_ttl, prev->session_ttl, 8 * 3600);
+    ngx_conf_merge_uint_value(conf->login_rate, prev->login_rate,
+                              10 * 1000 / 60);
+    ngx_conf_merge_uint_value(conf->login_burst, prev->login_burst, 5);
+    ngx_conf_merge_uint_value(conf->api_rate, prev->api_rate, 20 * 1000);
+    ngx_conf_merge_uint_value(conf->api_burst, prev->api_burst, 40);
+    ngx_conf_merge_uint_value(conf->lockout_after, prev->lockout_after, 5);
+    ngx_conf_merge_sec_value(conf->lockout_time, prev->lockout_time, 900);
+
+    if (!conf->has_secret_key && prev->has_secret_key) {
+        ngx_memcpy(conf->secret_key, prev->secret_key, CP_KEY_LEN);
+        conf->has_secret_key = 1;
+    }
+
+    if (conf->db && conf->thread_pool == NULL) {
+
+        /* password hashing runs in the "default" pool (32 threads) */
+
+        conf->thread_pool = ngx_thread_pool_add(cf, NULL);
+        if (conf->thread_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
 
     return NGX_CONF_OK;
 }
@@ -672,6 +1053,211 @@ ngx_http_controlplane_query_cmd(ngx_conf_t *cf, ngx_command_t *cmd,
     core->handler = ngx_http_controlplane_handler;
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_controlplane_secret_key(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_controlplane_loc_conf_t  *clcf = conf;
+
+    ngx_str_t  *value, name;
+
+    if (clcf->has_secret_key) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    name = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (cp_key_load((char *) name.data, clcf->secret_key) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must hold 64 hex digits", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    clcf->has_secret_key = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_controlplane_tenant_ca(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_controlplane_loc_conf_t  *clcf = conf;
+
+    ngx_str_t           *value, name;
+    ngx_pool_cleanup_t  *cln;
+
+    if (clcf->tenant_ca != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    name = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    clcf->tenant_ca = X509_STORE_new();
+    if (clcf->tenant_ca == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        X509_STORE_free(clcf->tenant_ca);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_controlplane_store_cleanup;
+    cln->data = clcf->tenant_ca;
+
+    if (!X509_STORE_load_file(clcf->tenant_ca, (char *) name.data)) {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                      "cannot load the tenant CA \"%V\"", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_controlplane_store_cleanup(void *data)
+{
+    X509_STORE_free(data);
+}
+
+
+/* controlplane_limit_zone NAME:SIZE; */
+
+static char *
+ngx_http_controlplane_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_controlplane_main_conf_t  *cmcf = conf;
+
+    u_char     *p;
+    ssize_t     size;
+    ngx_str_t  *value, name, s;
+
+    if (cmcf->limit) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    p = (u_char *) ngx_strchr(value[1].data, ':');
+    if (p == NULL) {
+        return "needs NAME:SIZE";
+    }
+
+    name.data = value[1].data;
+    name.len = p - name.data;
+    s.data = p + 1;
+    s.len = value[1].data + value[1].len - s.data;
+
+    size = ngx_parse_size(&s);
+    if (name.len == 0 || size == NGX_ERROR) {
+        return "needs NAME:SIZE";
+    }
+
+    cmcf->limit = ngx_nutripro_limit_zone(cf, &name, size,
+                                          &ngx_controlplane_module);
+
+    return cmcf->limit ? NGX_CONF_OK : NGX_CONF_ERROR;
+}
+
+
+/* controlplane_login_limit | controlplane_api_limit RATE BURST */
+
+static char *
+ngx_http_controlplane_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    u_char      *p;
+    size_t       len;
+    ngx_int_t    rate, scale, burst;
+    ngx_str_t   *value;
+    ngx_uint_t  *fields;
+
+    fields = (ngx_uint_t *) ((char *) conf + cmd->offset);
+
+    if (fields[0] != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    p = value[1].data;
+    len = value[1].len;
+    scale = 1;
+
+    if (len > 3 && ngx_strncmp(p + len - 3, "r/s", 3) == 0) {
+        len -= 3;
+
+    } else if (len > 3 && ngx_strncmp(p + len - 3, "r/m", 3) == 0) {
+        len -= 3;
+        scale = 60;
+
+    } else {
+        return "needs a rate like \"10r/s\" or \"5r/m\"";
+    }
+
+    rate = ngx_atoi(p, len);
+    burst = ngx_atoi(value[2].data, value[2].len);
+
+    if (rate <= 0 || burst <= 0) {
+        return "has an invalid rate or burst";
+    }
+
+    fields[0] = rate * 1000 / scale;    /* rate_milli */
+    fields[1] = burst;                  /* the burst field follows */
+
+    return NGX_CONF_OK;
+}
+
+
+/* controlplane_lockout FAILURES TIME; */
+
+static char *
+ngx_http_controlplane_lockout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_controlplane_loc_conf_t  *clcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (clcf->lockout_after != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+    clcf->lockout_time = ngx_parse_time(&value[2], 1);
+
+    if (n <= 0 || clcf->lockout_time == (time_t) NGX_ERROR) {
+        return "has an invalid value";
+    }
+
+    clcf->lockout_after = n;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_controlplane_init(ngx_conf_t *cf)
+{
+    return ngx_http_controlplane_routes_init(cf);
 }
 
 

@@ -78,6 +78,16 @@ ngx_http_mealapi_access_handler(ngx_http_request_t *r)
 
     ctx->sent_start = r->connection->sent;
 
+    if (r->err_status == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE && mlcf->enable) {
+
+        /* "error_page 413 @...": nginx refused a body over its limit */
+
+        ctx->state = NGX_HTTP_MEALAPI_DONE;
+        return ngx_http_mealapi_refuse(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                       "body-too-large", "Content Too Large",
+                                       ctx);
+    }
+
 identify:
 
     if (mlcf->enable) {
@@ -88,7 +98,13 @@ identify:
         }
 
         if (rc != NGX_OK) {
-            ctx->state = NGX_HTTP_MEALAPI_DONE;
+
+            /* NGX_DONE: refused, and the request may be freed already */
+
+            if (rc != NGX_DONE) {
+                ctx->state = NGX_HTTP_MEALAPI_DONE;
+            }
+
             return rc;
         }
 
@@ -115,6 +131,23 @@ identify:
                                            ? "rate-limited"
                                            : "quota-exhausted",
                                            "Too Many Requests", ctx);
+        }
+
+        rc = ngx_http_mealapi_validate_query(r, ctx);
+
+        if (rc == NGX_OK) {
+            rc = ngx_http_mealapi_validate_type(r, ctx);
+        }
+
+        if (rc != NGX_OK) {
+
+            /* NGX_DONE: refused, and the request may be freed already */
+
+            if (rc != NGX_DONE) {
+                ctx->state = NGX_HTTP_MEALAPI_DONE;
+            }
+
+            return rc;
         }
     }
 
@@ -275,13 +308,38 @@ static ngx_int_t
 ngx_http_mealapi_finish(ngx_http_request_t *r, ngx_http_mealapi_ctx_t *ctx,
     ngx_http_mealapi_loc_conf_t *mlcf)
 {
-    ngx_int_t  rc;
+    off_t         len;
+    ngx_int_t     rc;
+    ngx_chain_t  *cl;
+
+    /* a chunked body has no length to check before it is read */
+
+    len = 0;
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL;
+         cl;
+         cl = cl->next)
+    {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len > mlcf->max_body) {
+        return ngx_http_mealapi_refuse(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                       "body-too-large", "Content Too Large",
+                                       ctx);
+    }
 
     if (ngx_http_mealapi_body_digest(r, ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (mlcf->enable) {
+        rc = ngx_http_mealapi_validate_body(r, ctx, mlcf);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
         if (ngx_http_mealapi_sign(r, ctx, mlcf) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -367,6 +425,10 @@ ngx_http_mealapi_refuse(ngx_http_request_t *r, ngx_uint_t status,
     ngx_int_t   rc;
     ngx_uint_t  level;
 
+    /* after ngx_http_finalize_request() neither r nor ctx may be used */
+
+    ctx->state = NGX_HTTP_MEALAPI_DONE;
+
     level = (status == NGX_HTTP_FORBIDDEN
              || status == NGX_HTTP_SERVICE_UNAVAILABLE
              || status == NGX_HTTP_TOO_MANY_REQUESTS)
@@ -439,7 +501,9 @@ ngx_http_mealapi_refuse(ngx_http_request_t *r, ngx_uint_t status,
                     "Mutual realm=\"mealapi\"");
     }
 
-    rc = ngx_nutripro_problem(r, status, type, title, NULL, NULL);
+    rc = ngx_nutripro_problem(r, status, type, title, NULL,
+                              ctx->problem_extra);
+    ctx->problem_extra = NULL;
 
     ngx_http_finalize_request(r, rc);
 

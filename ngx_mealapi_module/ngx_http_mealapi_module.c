@@ -43,6 +43,15 @@ static ngx_conf_enum_t  ngx_http_mealapi_throttle_modes[] = {
 };
 
 
+static ngx_conf_num_bounds_t  ngx_http_mealapi_depth_bounds = {
+    ngx_conf_check_num_bounds, 1, 256
+};
+
+static ngx_conf_num_bounds_t  ngx_http_mealapi_errors_bounds = {
+    ngx_conf_check_num_bounds, 1, 100
+};
+
+
 static ngx_command_t  ngx_http_mealapi_commands[] = {
 
     { ngx_string("mealapi_database"),
@@ -101,6 +110,28 @@ static ngx_command_t  ngx_http_mealapi_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("mealapi_query_param"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF
+                        |NGX_CONF_TAKE3|NGX_CONF_TAKE4,
+      ngx_http_mealapi_query_param_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mealapi_json_max_depth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mealapi_loc_conf_t, max_depth),
+      &ngx_http_mealapi_depth_bounds },
+
+    { ngx_string("mealapi_max_errors"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mealapi_loc_conf_t, max_errors),
+      &ngx_http_mealapi_errors_bounds },
 
     { ngx_string("mealapi_signing_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -467,6 +498,8 @@ ngx_http_mealapi_create_loc_conf(ngx_conf_t *cf)
     mlcf->enable = NGX_CONF_UNSET;
     mlcf->verify = NGX_CONF_UNSET;
     mlcf->throttle = NGX_CONF_UNSET_UINT;
+    mlcf->max_depth = NGX_CONF_UNSET_UINT;
+    mlcf->max_errors = NGX_CONF_UNSET_UINT;
     mlcf->max_age = NGX_CONF_UNSET;
     mlcf->max_body = NGX_CONF_UNSET;
 
@@ -485,6 +518,8 @@ ngx_http_mealapi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->throttle, prev->throttle,
                               NGX_HTTP_MEALAPI_THROTTLE_OFF);
     ngx_conf_merge_sec_value(conf->max_age, prev->max_age, 60);
+    ngx_conf_merge_uint_value(conf->max_depth, prev->max_depth, 32);
+    ngx_conf_merge_uint_value(conf->max_errors, prev->max_errors, 10);
     ngx_conf_merge_off_value(conf->max_body, prev->max_body, 1024 * 1024);
     ngx_conf_merge_str_value(conf->key, prev->key, "");
     ngx_conf_merge_str_value(conf->prefix, prev->prefix, "X-Mealapi-");

@@ -15,6 +15,7 @@
 
 #include "ngx_pgasync.h"
 #include "ngx_nutripro_problem.h"
+#include "ngx_http_mealapi_schema.h"
 
 
 #define NGX_HTTP_MEALAPI_FP_LEN      32      /* SHA-256 */
@@ -138,10 +139,20 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                      name;
+    ngx_regex_t                   *regex;       /* anchored */
+    ngx_uint_t                     required;
+} ngx_http_mealapi_param_t;
+
+
+typedef struct {
+    ngx_str_t                      name;
     ngx_uint_t                     method;      /* NGX_HTTP_GET, ... */
     ngx_str_t                      path;        /* "{x}" matches a segment */
     ngx_uint_t                     prefix;      /* path is a prefix */
     ngx_uint_t                     cost;        /* units per request */
+    mealapi_schema_t              *schema;      /* for the body */
+    ngx_array_t                   *params;      /* ngx_http_mealapi_param_t */
+    ngx_uint_t                     query_lenient;
 } ngx_http_mealapi_route_t;
 
 
@@ -165,6 +176,8 @@ typedef struct {
     ngx_uint_t                     throttle;    /* off, on, dry_run */
     time_t                         max_age;
     off_t                          max_body;
+    ngx_uint_t                     max_depth;   /* of a JSON body */
+    ngx_uint_t                     max_errors;  /* listed in a 422 */
 } ngx_http_mealapi_loc_conf_t;
 
 
@@ -192,6 +205,7 @@ typedef struct {
     time_t                         retry_after;
     ngx_int_t                      refused;     /* a REFUSED_* counter */
     off_t                          sent_start;
+    json_t                        *problem_extra; /* for the next refusal */
     unsigned                       passed:1;    /* went to the backend */
 } ngx_http_mealapi_ctx_t;
 
@@ -250,6 +264,18 @@ void ngx_http_mealapi_usage_exit(ngx_http_mealapi_main_conf_t *mmcf,
     ngx_log_t *log);
 void ngx_http_mealapi_quota_load(ngx_http_mealapi_main_conf_t *mmcf,
     ngx_log_t *log);
+
+/* ngx_http_mealapi_validate.c */
+char *ngx_http_mealapi_schema_conf(ngx_conf_t *cf,
+    ngx_http_mealapi_route_t *route, ngx_str_t *file);
+char *ngx_http_mealapi_query_param_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_mealapi_validate_query(ngx_http_request_t *r,
+    ngx_http_mealapi_ctx_t *ctx);
+ngx_int_t ngx_http_mealapi_validate_type(ngx_http_request_t *r,
+    ngx_http_mealapi_ctx_t *ctx);
+ngx_int_t ngx_http_mealapi_validate_body(ngx_http_request_t *r,
+    ngx_http_mealapi_ctx_t *ctx, ngx_http_mealapi_loc_conf_t *mlcf);
 
 /* ngx_http_mealapi_routes.c */
 char *ngx_http_mealapi_route_conf(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -2,7 +2,8 @@
 /*
  * Declared routes: deny by default.
  *
- *     mealapi_route NAME METHOD PATH [prefix] [cost=N];
+ *     mealapi_route NAME METHOD PATH [prefix] [cost=N] [schema=FILE]
+ *                   [query=strict|lenient];
  *
  * PATH segments written "{name}" match one non-empty segment; "prefix"
  * matches PATH and anything below it ("/v1/files" matches "/v1/files/x").
@@ -34,7 +35,7 @@ ngx_http_mealapi_route_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     u_char                    *p, *last;
     ngx_int_t                  n;
-    ngx_str_t                 *value;
+    ngx_str_t                 *value, file;
     ngx_uint_t                 i;
     ngx_conf_bitmask_t        *m;
     ngx_http_mealapi_route_t  *route, *r;
@@ -117,6 +118,29 @@ ngx_http_mealapi_route_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     for (i = 4; i < cf->args->nelts; i++) {
         if (ngx_strcmp(value[i].data, "prefix") == 0) {
             route->prefix = 1;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "schema=", 7) == 0) {
+            file.data = value[i].data + 7;
+            file.len = value[i].len - 7;
+
+            if (ngx_http_mealapi_schema_conf(cf, route, &file)
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "query=lenient") == 0) {
+            route->query_lenient = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "query=strict") == 0) {
+            route->query_lenient = 0;
             continue;
         }
 

@@ -56,6 +56,7 @@ server {
     mealapi_route samples.list       GET  /v1/samples;
     mealapi_route generations.create POST /v1/generations;
     mealapi_route generations.get    GET  "/v1/generations/{id}";
+    mealapi_query_param samples.list page "[0-9]{1,6}";
     mealapi_signing_key $TEST_NGINX_PKI/identity.key;
     mealapi_max_body 4k;
 

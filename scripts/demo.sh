@@ -29,7 +29,9 @@ start() {
             | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f'
     }
     "$top/scripts/pg.sh" psql -v ON_ERROR_STOP=1 -v fp_a="$(fp tenant-a)" \
-        -v fp_b="$(fp tenant-b)" -f "$top/scripts/seed-demo.sql" >/dev/null
+        -v fp_b="$(fp tenant-b)" -v fp_c="$(fp tenant-c)" \
+        -f "$top/scripts/seed-demo.sql" >/dev/null
+
     sed "s|@TOP@|$top|g" "$top/conf/demo.conf.in" > "$prefix/conf/nginx.conf"
     "$nginx" -p "$prefix" -c conf/nginx.conf -t -q
     "$nginx" -p "$prefix" -c conf/nginx.conf
@@ -40,52 +42,76 @@ start() {
         sleep 0.1
     done
 
+    # three operators, one per role (made again on every start)
+    admin() {
+        PGHOST="$top/build/pg" PGPORT=15432 PGDATABASE=nutripro \
+        PGUSER=nutripro_controlplane "$top/build/tools/nutripro-admin" "$@"
+    }
+    operator() {
+        out=$(admin create-operator --username "$1" --role "$2" \
+                  ${3:+--tenant "$3"} --totp-key "$pki/totp.key" 2>/dev/null)
+        echo "$out" | sed -n 's/^password: *//p' > "$prefix/$1.password"
+        echo "$out" | sed -n 's/^totp secret: *//p' > "$prefix/$1.totp"
+    }
+    operator demo-admin admin
+    operator demo-onboarding onboarding
+    operator demo-manager tenant_manager tenant-a
+
     cat <<TXT
 
 AI Nutrition-Pro demo is running
   gateway        https://127.0.0.1:8443   (tenants: client certificates)
-  control plane  https://127.0.0.1:9443
+  control plane  https://127.0.0.1:9443   (operators: password + TOTP)
   backend        https://127.0.0.1:8081   (only the gateway's certificate)
   PostgreSQL     127.0.0.1:15432, socket in build/pg (psql: scripts/pg.sh psql)
   logs           build/demo/logs
   stop           make stop
 
+Operators (passwords and TOTP secrets in build/demo/<name>.password, .totp):
+TXT
+    for u in demo-admin demo-onboarding demo-manager; do
+        printf '  %-16s password %s  TOTP secret %s\n' "$u" \
+            "$(cat "$prefix/$u.password")" "$(cat "$prefix/$u.totp")"
+    done
+
+    cat <<TXT
+
 Try:
 
-# a tenant's request through the gateway to the backend (mTLS both ways)
+# a tenant's request through the gateway to the backend (mTLS both ways,
+# identity signed; the backend checks the signature)
 curl --cacert $pki/infra-ca.crt --cert $pki/tenant-a.crt --key $pki/tenant-a.key \\
+     -H 'Content-Type: application/json' \\
+     -d '{"title":"Mediterranean week","kind":"meal_plan","language":"en","text":"..."}' \\
      https://localhost:8443/v1/samples
 
-# undeclared routes are refused; no certificate: 401; foreign CA: 401
-curl --cacert $pki/infra-ca.crt --cert $pki/tenant-a.crt --key $pki/tenant-a.key \
+# refused: an invalid body (422), an undeclared route (404), no certificate (401)
+curl --cacert $pki/infra-ca.crt --cert $pki/tenant-a.crt --key $pki/tenant-a.key \\
+     -H 'Content-Type: application/json' -d '{"title":""}' https://localhost:8443/v1/samples
+curl --cacert $pki/infra-ca.crt --cert $pki/tenant-a.crt --key $pki/tenant-a.key \\
      https://localhost:8443/admin
 curl --cacert $pki/infra-ca.crt https://localhost:8443/v1/samples
-curl --cacert $pki/infra-ca.crt --cert $pki/foreign-tenant.crt --key $pki/foreign-tenant.key \
-     https://localhost:8443/v1/samples
 
-# revoke tenant-b's certificate in the database: the gateway refuses it within a second
-scripts/pg.sh psql -c "UPDATE tenant_certificates SET status = 'revoked', revoked_at = now() WHERE subject = 'CN=tenant-b'"
-curl --cacert $pki/infra-ca.crt --cert $pki/tenant-b.crt --key $pki/tenant-b.key \
-     https://localhost:8443/v1/samples
-
-# the control plane: database health and the plan catalogue
+# log in to the control plane (the TOTP code comes from the operator's secret)
+CODE=\$(PGHOST= build/tools/nutripro-admin totp --secret \$(cat build/demo/demo-admin.totp))
+curl --cacert $pki/infra-ca.crt -H 'Content-Type: application/json' \\
+     -d "{\"username\":\"demo-admin\",\"password\":\"\$(cat build/demo/demo-admin.password)\",\"totp\":\"\$CODE\"}" \\
+     https://localhost:9443/api/v1/session
+TOKEN=...   # "token" from the answer
+curl --cacert $pki/infra-ca.crt -H "Authorization: Bearer \$TOKEN" https://localhost:9443/api/v1/tenants
+curl --cacert $pki/infra-ca.crt -H "Authorization: Bearer \$TOKEN" https://localhost:9443/api/v1/audit?limit=5
 curl --cacert $pki/infra-ca.crt https://localhost:9443/api/v1/health
-curl --cacert $pki/infra-ca.crt 'https://localhost:9443/api/v1/plans?limit=2'
 
-# the backend refuses anyone but the gateway
-curl --cacert $pki/infra-ca.crt https://localhost:8081/v1/samples
+# the audit chain, verified
+PGHOST=$top/build/pg PGPORT=15432 PGDATABASE=nutripro PGUSER=nutripro_controlplane \\
+     build/tools/nutripro-admin verify-audit
 
 TXT
-    echo "# one request through, now:"
-    for i in $(seq 1 30); do
-        grep -q "registry: loaded" "$prefix/logs/error.log" && break
-        sleep 0.1
-    done
-    curl -s --cacert "$pki/infra-ca.crt" --cert "$pki/tenant-a.crt" \
-        --key "$pki/tenant-a.key" -H 'Content-Type: application/json' \
-        -d '{"title":"Mediterranean week","text":"..."}' \
-        https://localhost:8443/v1/samples
+
+    echo "# Now, onboarding a new tenant through the API, as the operators would:"
+    "$top/scripts/demo-onboarding.sh"
 }
+
 
 case ${1:-start} in
     start) start ;;

@@ -14,3 +14,6 @@ INSERT INTO tenant_certificates (tenant_id, fingerprint_sha256, subject, serial,
 SELECT t.id, decode(:'fp_b', 'hex'), 'CN=tenant-b', '02', now() - interval '1 day', now() + interval '800 days'
 FROM tenants t WHERE t.slug = 'tenant-b'
 ON CONFLICT (fingerprint_sha256) DO NOTHING;
+-- tenant-c is onboarded live by the demo: its certificate starts unknown
+DELETE FROM tenant_certificates WHERE fingerprint_sha256 = decode(:'fp_c', 'hex');
+DELETE FROM operators WHERE username IN ('demo-admin', 'demo-onboarding', 'demo-manager');

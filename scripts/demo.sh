@@ -93,7 +93,7 @@ curl --cacert $pki/infra-ca.crt --cert $pki/tenant-a.crt --key $pki/tenant-a.key
 curl --cacert $pki/infra-ca.crt https://localhost:8443/v1/samples
 
 # log in to the control plane (the TOTP code comes from the operator's secret)
-CODE=\$(PGHOST= build/tools/nutripro-admin totp --secret \$(cat build/demo/demo-admin.totp))
+CODE=\$(build/tools/nutripro-admin totp --secret \$(cat build/demo/demo-admin.totp))
 curl --cacert $pki/infra-ca.crt -H 'Content-Type: application/json' \\
      -d "{\"username\":\"demo-admin\",\"password\":\"\$(cat build/demo/demo-admin.password)\",\"totp\":\"\$CODE\"}" \\
      https://localhost:9443/api/v1/session

@@ -20,7 +20,9 @@ export TEST_NGINX_PG_PORT := $(PGPORT_NUTRIPRO)
 export TEST_NGINX_SQL := $(TOP)/sql
 export TEST_NGINX_TOP := $(TOP)
 
-.PHONY: all deps build pki db test demo stop clean bench
+.PHONY: all deps build pki db test unit demo stop clean bench fuzz
+
+FUZZ_SECONDS ?= 300
 
 all: build
 
@@ -50,7 +52,14 @@ pki:
 db: pki
 	@./scripts/pg.sh migrate
 
-test: build db
+# C unit tests: the schema compiler/validator (ASan, UBSan), the crypto
+unit: build
+	@./fuzz/run.sh selftest
+	@build/tools/crypto_selftest >build/crypto_selftest.tap \
+	    || { grep -v '^ok' build/crypto_selftest.tap; exit 1; }
+	@echo "unit: crypto selftest passed, $$(grep -c '^ok' build/crypto_selftest.tap) checks"
+
+test: build db unit
 	@rm -rf t/servroot
 	prove -I t/lib -I . -r t
 
@@ -63,6 +72,11 @@ stop:
 
 bench: build db
 	@./bench/run.sh
+	@./bench/gateway-throttle.sh
+	@./bench/validate.sh
+
+fuzz: build
+	@./fuzz/run.sh $(FUZZ_SECONDS)
 
 clean: stop
 	rm -rf build t/servroot

@@ -23,6 +23,8 @@
 #                       the run is invalid
 #   BENCH_TARGET=0.97   required median rps A / median rps B
 #   BENCH_KEEP=0        1: leave both nginx running at the end (profiling)
+#   BENCH_SETUP_ONLY=0  1: certificates, tenants, configurations; no nginx
+#   BENCH_IDLE_WAIT=120 seconds to wait at most for a quiet machine
 #   BENCH_NOTE=         free text stored with the record
 set -euo pipefail
 export LC_ALL=C
@@ -439,6 +441,11 @@ confdiff=$(diff <(sed "s/$front_a/FRONT/; s/$gw_a/GW/; s/$be_a/BE/; s/variant A/
                 <(sed "s/$front_b/FRONT/; s/$gw_b/GW/; s/$be_b/BE/; s/variant B/variant X/" "$base/b/conf/nginx.conf") \
             | grep '^[<>]' | sed 's/^< /A: /; s/^> /B: /; s/  */ /g' || true)
 
+if [ "${BENCH_SETUP_ONLY:-0}" = 1 ]; then
+    say "BENCH_SETUP_ONLY=1: configurations in build/bench/throttle/{a,b}/conf, nothing started"
+    exit 0
+fi
+
 front_of() { if [ "$1" = a ]; then echo "$front_a"; else echo "$front_b"; fi; }
 
 pg_started() {
@@ -539,18 +546,20 @@ wrk_cmd() {  # port
     echo "BENCH_TENANTS=$tenants wrk -t$threads -c$conns -d${secs}s --latency -s bench/gateway-throttle.lua http://127.0.0.1:$1"
 }
 
-run_wrk() {  # variant seconds logfile
+run_wrk() {  # variant seconds logfile [connections]
     local front
     front=$(front_of "$1")
-    BENCH_TENANTS=$tenants wrk -t"$threads" -c"$conns" -d"$2s" --latency \
+    BENCH_TENANTS=$tenants wrk -t"$threads" -c"${4:-$conns}" -d"$2s" --latency \
         -s "$lua" "http://127.0.0.1:$front" >"$3" 2>&1 \
         || { cat "$3" >&2; die "wrk failed (variant ${1^^})"; }
 }
 
 if [ "$warmup" -gt 0 ]; then
     for v in a b; do
-        say "warm-up ${v^^}: ${warmup}s (opens the keep-alive connections of all tenants)"
-        run_wrk "$v" "$warmup" "$out/warmup-$v.log"
+        # twice the concurrency: each tenant's pool grows to what the
+        # measured runs need, so that they open (almost) no connections
+        say "warm-up ${v^^}: ${warmup}s at -c$((2 * conns)) (opens the keep-alive connections of all tenants)"
+        run_wrk "$v" "$warmup" "$out/warmup-$v.log" $((2 * conns))
         sleep "$pause"
     done
 fi
@@ -701,7 +710,7 @@ if [ "$record" = 1 ]; then
         echo "- setup: two nginx instances side by side (build/bench/throttle/{a,b}), each worker_processes $workers, with a plain-HTTP front (wrk -> /t/NNNN/v1/samples), the mTLS gateway (route GET /v1/samples, signing key) and a \`return 200\` backend; the front has one upstream per tenant (keepalive $keepalive, its own client certificate bench-NNNN), so every request reaches the gateway as the tenant wrk chose (uniformly random of $tenants, plan \`bench\`: 100000 r/s, burst 100000, no quota); the gateway logs \`\$mealapi_tenant\` per request (buffered) in both"
         echo "- A and B differ only in (ports aside):"
         echo "$confdiff" | sed 's/^/  - `/; s/$/`/'
-        echo "- warm-up: ${warmup}s of wrk per variant, not recorded; then $rounds rounds of A then B, ${secs}s each, ${pause}s rest after each run"
+        echo "- warm-up: ${warmup}s of wrk per variant at -c$((2 * conns)), not recorded; then $rounds rounds of A then B, ${secs}s each, ${pause}s rest after each run"
         [ -n "$note" ] && echo "- note: $note"
         echo "- commands (A, B):"
         echo "  - \`$(wrk_cmd "$front_a")\`"

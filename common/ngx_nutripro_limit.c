@@ -16,7 +16,9 @@
  * if the key had never been seen, so dropping it loses nothing.  Before a
  * node is allocated, at most two stale nodes are dropped from the queue's
  * tail; when the zone is full anyway, the least recently used node is
- * evicted, as limit_req does.
+ * evicted, as limit_req does.  All nodes are the same size, with room for
+ * the longest key (512 bytes on 64-bit platforms: about 2000 keys a
+ * megabyte), so that the room one node leaves always fits another.
  */
 
 
@@ -359,9 +361,17 @@ ngx_nutripro_limit_alloc(ngx_nutripro_limit_t *limit, ngx_uint_t hash,
     ngx_rbtree_node_t          *node;
     ngx_nutripro_limit_node_t  *ln;
 
+    /*
+     * Every node has room for the longest key, so that all nodes share one
+     * slab size class: then the slot freed by evicting any node fits the
+     * next one.  With sizes by key length, a zone whose pages went to one
+     * class (say, 64-byte keys) could not place a node of another class
+     * (an address) even after evicting, and fails closed.
+     */
+
     size = offsetof(ngx_rbtree_node_t, color)
            + offsetof(ngx_nutripro_limit_node_t, data)
-           + len;
+           + NGX_NUTRIPRO_LIMIT_KEY_MAX;
 
     ngx_nutripro_limit_expire(limit, now, 0);
 

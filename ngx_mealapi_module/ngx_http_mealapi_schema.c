@@ -94,6 +94,14 @@
 #define MEALAPI_CPOINTER_MAX    512
 
 
+/* for a function with a large frame, kept out of the recursion's frames */
+#if defined(__GNUC__)
+#define MEALAPI_NOINLINE        __attribute__ ((noinline))
+#else
+#define MEALAPI_NOINLINE
+#endif
+
+
 typedef struct mealapi_node_s  mealapi_node_t;
 
 
@@ -328,7 +336,7 @@ static const mealapi_prop_t *mealapi_prop_find(const mealapi_node_t *node,
     const char *key, size_t len);
 static uint32_t mealapi_key_hash(const char *key, size_t len);
 static int mealapi_enum_match(const mealapi_node_t *node, const json_t *inst);
-static int mealapi_unique(const json_t *array, size_t n);
+static int mealapi_unique(const json_t *array, size_t n) MEALAPI_NOINLINE;
 static int mealapi_equal(const json_t *a, const json_t *b);
 static uint32_t mealapi_hash(const json_t *json);
 static int mealapi_is_number(const json_t *json, mealapi_num_t *num);
@@ -621,7 +629,7 @@ mealapi_compile_node(mealapi_compile_t *cc, json_t *schema)
         && (!(node->keywords & MEALAPI_K_MAXITEMS)
             || node->max_items > MEALAPI_UNIQUE_MAX))
     {
-        saved = mealapi_compile_push(cc, "uniqueItems", 11);
+        (void) mealapi_compile_push(cc, "uniqueItems", 11);
         mealapi_compile_error(cc, "needs \"maxItems\" of at most %d in the "
                               "same schema", MEALAPI_UNIQUE_MAX);
         return NULL;

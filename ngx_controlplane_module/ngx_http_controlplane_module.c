@@ -302,6 +302,17 @@ ngx_http_controlplane_handler(ngx_http_request_t *r)
 
     rc = ngx_http_read_client_request_body(r, ngx_http_controlplane_body);
 
+    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+
+        /* Content-Length over client_max_body_size: said at once */
+
+        r->keepalive = 0;
+
+        return ngx_nutripro_problem(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                    "body-too-large", "Content Too Large",
+                                    "the body is larger than allowed", NULL);
+    }
+
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         return rc;
     }

@@ -450,3 +450,50 @@ short
 --- must_die
 --- error_log
 is shorter than 32 bytes
+
+
+
+=== TEST 21: the signature, verified here with Digest::SHA
+--- http_config
+mealapi_database gw {
+    server unix:$TEST_NGINX_PG_SOCKET;
+    dbname nutripro;
+    user nutripro_gateway;
+}
+mealapi_registry zone=tenants:1m database=gw;
+server {
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1 ssl;
+    ssl_certificate $TEST_NGINX_PKI/gateway.crt;
+    ssl_certificate_key $TEST_NGINX_PKI/gateway.key;
+    ssl_client_certificate $TEST_NGINX_PKI/tenant-ca.crt;
+    ssl_verify_client optional_no_ca;
+    mealapi_route samples.create POST /v1/samples;
+    mealapi_query_param samples.create draft "yes|no";
+    mealapi_signing_key $TEST_NGINX_PKI/identity.key;
+    location / {
+        mealapi on;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_3;
+    }
+}
+server {
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_3;
+    location / {
+        return 200 "$http_x_mealapi_timestamp|$http_x_mealapi_tenant_id|$http_x_mealapi_body_sha256|$http_x_mealapi_signature\n";
+    }
+}
+--- request
+POST /a/v1/samples?draft=yes
+{"title":"Signed"}
+--- more_headers
+Content-Type: application/json
+--- nutripro_check
+use Digest::SHA qw(hmac_sha256_hex sha256_hex);
+chomp $body;
+my ($ts, $tenant, $digest, $sig) = split /\|/, $body;
+my $key = do { local $/; open my $f, '<', "$ENV{TEST_NGINX_PKI}/identity.key" or die; <$f> };
+$key =~ s/\s+\z//;
+is($digest, sha256_hex('{"title":"Signed"}'), "$name: the body's digest");
+my $msg = join "\n", 'v1', $ts, 'POST', '/v1/samples?draft=yes', $tenant, $digest;
+is($sig, 'v1=' . hmac_sha256_hex($msg, $key), "$name: the HMAC over the documented string");
+ok(abs($ts - time) < 5, "$name: a current timestamp");
+is($tenant, $::TenantA, "$name: the tenant's id");

@@ -228,6 +228,15 @@ ngx_http_controlplane_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, ctx, ngx_controlplane_module);
 
+    if (r->err_status == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+
+        /* "error_page 413 @...": nginx refused a body over its limit */
+
+        return ngx_nutripro_problem(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                    "body-too-large", "Content Too Large",
+                                    "the body is larger than allowed", NULL);
+    }
+
     if (clcf->query_db) {
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {

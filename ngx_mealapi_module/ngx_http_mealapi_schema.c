@@ -20,6 +20,7 @@
 
 #define PCRE2_CODE_UNIT_WIDTH  8
 
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -1643,7 +1644,7 @@ mealapi_schema_validate(const mealapi_schema_t *schema,
     mealapi_validate_t  vc;
 
     vc.v = v;
-    vc.max = (v == NULL || max < 0) ? 0 : max;
+    vc.max = (v == NULL || max < 0) ? 0 : (max < INT_MAX ? max : INT_MAX - 1);
     vc.n = 0;
     vc.budget = MEALAPI_REPEAT_BUDGET;
     vc.mctx = schema->mctx;

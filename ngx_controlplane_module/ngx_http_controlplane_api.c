@@ -33,6 +33,8 @@
 
 static ngx_int_t ngx_http_controlplane_param(ngx_http_request_t *r,
     ngx_http_controlplane_ctx_t *ctx, ngx_str_t *token, const char **value);
+static ngx_int_t ngx_http_controlplane_param_error(ngx_http_request_t *r,
+    ngx_int_t rc);
 static ngx_int_t ngx_http_controlplane_answer(ngx_http_request_t *r,
     ngx_http_controlplane_ctx_t *ctx);
 static ngx_int_t ngx_http_controlplane_cert_time(const ASN1_TIME *t,
@@ -509,7 +511,7 @@ ngx_http_controlplane_run(ngx_http_request_t *r,
         rc = ngx_http_controlplane_param(r, ctx, &token, &ctx->values[n]);
 
         if (rc != NGX_OK) {
-            return rc;
+            return ngx_http_controlplane_param_error(r, rc);
         }
 
         n++;
@@ -538,13 +540,13 @@ ngx_http_controlplane_param(ngx_http_request_t *r,
     if (cp_is("op") || cp_is("user") || cp_is("role") || cp_is("scope")) {
 
         if (!ctx->has_operator) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
         if (cp_is("op")) {
             p = ngx_pnalloc(r->pool, NGX_INT64_LEN + 1);
             if (p == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                return NGX_ERROR;
             }
 
             ngx_sprintf(p, "%L%Z", ctx->operator.id);
@@ -585,14 +587,12 @@ ngx_http_controlplane_param(ngx_http_request_t *r,
         }
 
         if (i != seg->len || seg->len > 18 || seg->len == 0) {
-            return ngx_nutripro_problem(r, NGX_HTTP_NOT_FOUND, "not-found",
-                                        "Not Found", "no such resource",
-                                        NULL);
+            return NGX_DECLINED;
         }
 
         p = ngx_pnalloc(r->pool, seg->len + 1);
         if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
         ngx_cpystrn(p, seg->data, seg->len + 1);
@@ -631,7 +631,7 @@ ngx_http_controlplane_param(ngx_http_request_t *r,
 
         p = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
         if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
         ngx_sprintf(p, "%i%Z", n);
@@ -653,7 +653,7 @@ ngx_http_controlplane_param(ngx_http_request_t *r,
 
         dst = ngx_pnalloc(r->pool, arg.len + 1);
         if (dst == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
         p = dst;
@@ -673,13 +673,36 @@ ngx_http_controlplane_param(ngx_http_request_t *r,
 
 #undef cp_is
 
-    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    return NGX_ERROR;
 
 invalid:
 
-    return ngx_http_controlplane_invalid(r, "invalid-parameter",
-                                         "a query parameter is invalid",
-                                         NULL);
+    return NGX_ABORT;
+}
+
+
+/*
+ * A parameter that cannot be: NGX_DECLINED, a path segment that names
+ * nothing (404); NGX_ABORT, a query argument that is invalid (400).
+ */
+
+static ngx_int_t
+ngx_http_controlplane_param_error(ngx_http_request_t *r, ngx_int_t rc)
+{
+    switch (rc) {
+
+    case NGX_DECLINED:
+        return ngx_nutripro_problem(r, NGX_HTTP_NOT_FOUND, "not-found",
+                                    "Not Found", "no such resource", NULL);
+
+    case NGX_ABORT:
+        return ngx_http_controlplane_invalid(r, "invalid-parameter",
+                                             "a query parameter is invalid",
+                                             NULL);
+
+    default:
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 }
 
 
@@ -799,7 +822,7 @@ ngx_http_controlplane_certificate_add(ngx_http_request_t *r,
                                          &ctx->values[i]);
         if (rc != NGX_OK) {
             X509_free(cert);
-            return rc;
+            return ngx_http_controlplane_param_error(r, rc);
         }
     }
 
@@ -1004,7 +1027,7 @@ ngx_http_controlplane_operator_hashed(ngx_http_request_t *r,
     for (i = 0; i < 3; i++) {
         rc = ngx_http_controlplane_param(r, ctx, &tokens[i], &ctx->values[i]);
         if (rc != NGX_OK) {
-            return rc;
+            return ngx_http_controlplane_param_error(r, rc);
         }
     }
 

@@ -16,7 +16,7 @@
 static ngx_int_t ngx_http_controlplane_handler(ngx_http_request_t *r);
 static void ngx_http_controlplane_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_controlplane_parse_body(ngx_http_request_t *r,
-    ngx_http_controlplane_ctx_t *ctx);
+    ngx_http_controlplane_ctx_t *ctx, ngx_int_t *rc);
 static ngx_int_t ngx_http_controlplane_dispatch(ngx_http_request_t *r,
     ngx_http_controlplane_ctx_t *ctx);
 static ngx_http_controlplane_route_t *ngx_http_controlplane_route(
@@ -338,9 +338,9 @@ ngx_http_controlplane_body(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_controlplane_module);
 
-    rc = ngx_http_controlplane_parse_body(r, ctx);
+    /* NGX_OK: a valid body; else the refusal was sent, rc finalizes it */
 
-    if (rc == NGX_OK) {
+    if (ngx_http_controlplane_parse_body(r, ctx, &rc) == NGX_OK) {
         rc = ngx_http_controlplane_dispatch(r, ctx);
     }
 
@@ -350,7 +350,7 @@ ngx_http_controlplane_body(ngx_http_request_t *r)
 
 static ngx_int_t
 ngx_http_controlplane_parse_body(ngx_http_request_t *r,
-    ngx_http_controlplane_ctx_t *ctx)
+    ngx_http_controlplane_ctx_t *ctx, ngx_int_t *rc)
 {
     int                   i, n;
     u_char               *buf, *p;
@@ -371,11 +371,12 @@ ngx_http_controlplane_parse_body(ngx_http_request_t *r,
            != 0
         || (type->len > 16 && type->data[16] != ';' && type->data[16] != ' '))
     {
-        return ngx_nutripro_problem(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+        *rc = ngx_nutripro_problem(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
                                     "unsupported-media-type",
                                     "Unsupported Media Type",
                                     "the body must be application/json",
                                     NULL);
+        return NGX_DECLINED;
     }
 
     len = 0;
@@ -389,7 +390,8 @@ ngx_http_controlplane_parse_body(ngx_http_request_t *r,
 
     buf = ngx_pnalloc(r->pool, len + 1);
     if (buf == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DECLINED;
     }
 
     p = buf;
@@ -408,7 +410,8 @@ ngx_http_controlplane_parse_body(ngx_http_request_t *r,
         rd = ngx_read_file(b->file, p, b->file_last - b->file_pos,
                            b->file_pos);
         if (rd != b->file_last - b->file_pos) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_DECLINED;
         }
 
         p += rd;
@@ -419,22 +422,25 @@ ngx_http_controlplane_parse_body(ngx_http_request_t *r,
     doc = json_loadb((char *) buf, p - buf, JSON_REJECT_DUPLICATES, &jerr);
 
     if (doc == NULL) {
-        return ngx_nutripro_problem(r, NGX_HTTP_BAD_REQUEST, "invalid-json",
+        *rc = ngx_nutripro_problem(r, NGX_HTTP_BAD_REQUEST, "invalid-json",
                                     "Bad Request",
                                     "the body is not valid JSON (UTF-8, no "
                                     "duplicate keys, nothing after it)",
                                     json_pack("{s:i, s:i}", "line", jerr.line,
                                               "column", jerr.column));
+        return NGX_DECLINED;
     }
 
     if (ngx_nutripro_json_cleanup(r->pool, doc) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DECLINED;
     }
 
     if (mealapi_json_depth(doc) > 8) {
-        return ngx_nutripro_problem(r, NGX_HTTP_BAD_REQUEST, "json-too-deep",
+        *rc = ngx_nutripro_problem(r, NGX_HTTP_BAD_REQUEST, "json-too-deep",
                                     "Bad Request", "the body nests too deep",
                                     NULL);
+        return NGX_DECLINED;
     }
 
     n = mealapi_schema_validate(ctx->route->compiled, doc, v, 10);
@@ -442,7 +448,8 @@ ngx_http_controlplane_parse_body(ngx_http_request_t *r,
     if (n) {
         errors = json_array();
         if (errors == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_DECLINED;
         }
 
         for (i = 0; i < n && i < 10; i++) {
@@ -450,14 +457,16 @@ ngx_http_controlplane_parse_body(ngx_http_request_t *r,
                           "keyword", v[i].keyword);
             if (e == NULL || json_array_append_new(errors, e) != 0) {
                 json_decref(errors);
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+                return NGX_DECLINED;
             }
         }
 
-        return ngx_http_controlplane_invalid(r, "validation-failed",
+        *rc = ngx_http_controlplane_invalid(r, "validation-failed",
                                              "the body does not match "
                                              "the resource's schema",
                                              errors);
+        return NGX_DECLINED;
     }
 
     ctx->body = doc;

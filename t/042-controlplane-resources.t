@@ -289,3 +289,6 @@ for my $c (@cases) {
     like($h->{'content-type'} // '', qr{^application/problem\+json}, "$name: a problem document");
 }
 is(psql("SELECT count(*) FROM pg_tables WHERE tablename = 'tenants'"), 1, "$name: tenants still there");
+--- no_error_log
+[alert]
+[crit]

@@ -134,3 +134,6 @@ my $log = do { local $/; <$f> };
 for my $secret (@secrets) {
     ok(index($log, $secret) < 0, "$name: a secret is not in the error log");
 }
+--- no_error_log
+[alert]
+[crit]

@@ -211,6 +211,59 @@ ngx_nutripro_retry_after(ngx_http_request_t *r, time_t seconds)
 
 
 ngx_int_t
+ngx_nutripro_body_text(ngx_http_request_t *r, ngx_str_t *text)
+{
+    off_t         len;
+    u_char       *p;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    len = 0;
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL;
+         cl;
+         cl = cl->next)
+    {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    text->data = ngx_pnalloc(r->pool, len + 1);
+    if (text->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = text->data;
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL;
+         cl;
+         cl = cl->next)
+    {
+        b = cl->buf;
+
+        if (!b->in_file) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                          b->file_pos);
+
+        if (n != b->file_last - b->file_pos) {
+            return NGX_ERROR;
+        }
+
+        p += n;
+    }
+
+    *p = '\0';
+    text->len = p - text->data;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
 ngx_nutripro_json_cleanup(ngx_pool_t *pool, json_t *json)
 {
     ngx_pool_cleanup_t  *cln;

@@ -42,6 +42,12 @@ ngx_int_t ngx_nutripro_allow(ngx_http_request_t *r, ngx_uint_t allow);
 /* Retry-After: seconds */
 ngx_int_t ngx_nutripro_retry_after(ngx_http_request_t *r, time_t seconds);
 
+/*
+ * The request body read so far (memory buffers or a temporary file) as one
+ * NUL-terminated buffer from the request pool.
+ */
+ngx_int_t ngx_nutripro_body_text(ngx_http_request_t *r, ngx_str_t *text);
+
 /* json_t released with the request pool */
 ngx_int_t ngx_nutripro_json_cleanup(ngx_pool_t *pool, json_t *json);
 

@@ -145,6 +145,38 @@ ngx_pgasync_exit_worker(ngx_pgasync_db_t *db)
 
 
 ngx_int_t
+ngx_pgasync_init_workers(ngx_array_t *dbs, ngx_cycle_t *cycle)
+{
+    ngx_uint_t          i;
+    ngx_pgasync_db_t  **dbp;
+
+    dbp = dbs->elts;
+
+    for (i = 0; i < dbs->nelts; i++) {
+        if (ngx_pgasync_init_worker(dbp[i], cycle) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_pgasync_exit_workers(ngx_array_t *dbs)
+{
+    ngx_uint_t          i;
+    ngx_pgasync_db_t  **dbp;
+
+    dbp = dbs->elts;
+
+    for (i = 0; i < dbs->nelts; i++) {
+        ngx_pgasync_exit_worker(dbp[i]);
+    }
+}
+
+
+ngx_int_t
 ngx_pgasync_query(ngx_pgasync_db_t *db, ngx_pgasync_op_t *op)
 {
     ngx_queue_t         *q;

@@ -161,6 +161,10 @@ struct ngx_pgasync_listen_s {
 ngx_int_t ngx_pgasync_init_worker(ngx_pgasync_db_t *db, ngx_cycle_t *cycle);
 void ngx_pgasync_exit_worker(ngx_pgasync_db_t *db);
 
+/* every database of an array of ngx_pgasync_db_t * */
+ngx_int_t ngx_pgasync_init_workers(ngx_array_t *dbs, ngx_cycle_t *cycle);
+void ngx_pgasync_exit_workers(ngx_array_t *dbs);
+
 /* NGX_AGAIN: the handler will be called; NGX_BUSY: queue full, not queued */
 ngx_int_t ngx_pgasync_query(ngx_pgasync_db_t *db, ngx_pgasync_op_t *op);
 void ngx_pgasync_cancel(ngx_pgasync_op_t *op);

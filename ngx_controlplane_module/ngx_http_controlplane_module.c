@@ -353,13 +353,8 @@ ngx_http_controlplane_parse_body(ngx_http_request_t *r,
     ngx_http_controlplane_ctx_t *ctx, ngx_int_t *rc)
 {
     int                   i, n;
-    u_char               *buf, *p;
-    off_t                 len;
-    ssize_t               rd;
     json_t               *doc, *errors, *e;
-    ngx_buf_t            *b;
     ngx_str_t            *type;
-    ngx_chain_t          *cl;
     json_error_t          jerr;
     mealapi_violation_t   v[10];
 
@@ -379,47 +374,13 @@ ngx_http_controlplane_parse_body(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    len = 0;
-
-    for (cl = r->request_body ? r->request_body->bufs : NULL;
-         cl;
-         cl = cl->next)
-    {
-        len += ngx_buf_size(cl->buf);
-    }
-
-    buf = ngx_pnalloc(r->pool, len + 1);
-    if (buf == NULL) {
+    if (ngx_nutripro_body_text(r, &ctx->body_text) != NGX_OK) {
         *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
         return NGX_DECLINED;
     }
 
-    p = buf;
-
-    for (cl = r->request_body ? r->request_body->bufs : NULL;
-         cl;
-         cl = cl->next)
-    {
-        b = cl->buf;
-
-        if (!b->in_file) {
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
-            continue;
-        }
-
-        rd = ngx_read_file(b->file, p, b->file_last - b->file_pos,
-                           b->file_pos);
-        if (rd != b->file_last - b->file_pos) {
-            *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-            return NGX_DECLINED;
-        }
-
-        p += rd;
-    }
-
-    *p = '\0';
-
-    doc = json_loadb((char *) buf, p - buf, JSON_REJECT_DUPLICATES, &jerr);
+    doc = json_loadb((char *) ctx->body_text.data, ctx->body_text.len,
+                     JSON_REJECT_DUPLICATES, &jerr);
 
     if (doc == NULL) {
         *rc = ngx_nutripro_problem(r, NGX_HTTP_BAD_REQUEST, "invalid-json",
@@ -470,8 +431,6 @@ ngx_http_controlplane_parse_body(ngx_http_request_t *r,
     }
 
     ctx->body = doc;
-    ctx->body_text.data = buf;
-    ctx->body_text.len = p - buf;
 
     return NGX_OK;
 }
@@ -1293,8 +1252,6 @@ ngx_http_controlplane_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_controlplane_init_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                          i;
-    ngx_pgasync_db_t                  **dbp;
     ngx_http_controlplane_main_conf_t  *cmcf;
 
     cmcf = ngx_http_cycle_get_module_main_conf(cycle,
@@ -1303,34 +1260,18 @@ ngx_http_controlplane_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    dbp = cmcf->databases.elts;
-
-    for (i = 0; i < cmcf->databases.nelts; i++) {
-        if (ngx_pgasync_init_worker(dbp[i], cycle) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
+    return ngx_pgasync_init_workers(&cmcf->databases, cycle);
 }
 
 
 static void
 ngx_http_controlplane_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                          i;
-    ngx_pgasync_db_t                  **dbp;
     ngx_http_controlplane_main_conf_t  *cmcf;
 
     cmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_controlplane_module);
-    if (cmcf == NULL) {
-        return;
-    }
-
-    dbp = cmcf->databases.elts;
-
-    for (i = 0; i < cmcf->databases.nelts; i++) {
-        ngx_pgasync_exit_worker(dbp[i]);
+    if (cmcf != NULL) {
+        ngx_pgasync_exit_workers(&cmcf->databases);
     }
 }

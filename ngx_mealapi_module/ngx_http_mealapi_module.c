@@ -657,8 +657,6 @@ ngx_http_mealapi_clock_offset(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_mealapi_init_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                     i;
-    ngx_pgasync_db_t             **dbp;
     ngx_http_mealapi_main_conf_t  *mmcf;
 
     mmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_mealapi_module);
@@ -666,12 +664,8 @@ ngx_http_mealapi_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    dbp = mmcf->databases.elts;
-
-    for (i = 0; i < mmcf->databases.nelts; i++) {
-        if (ngx_pgasync_init_worker(dbp[i], cycle) != NGX_OK) {
-            return NGX_ERROR;
-        }
+    if (ngx_pgasync_init_workers(&mmcf->databases, cycle) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     if (mmcf->registry) {
@@ -685,8 +679,6 @@ ngx_http_mealapi_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_mealapi_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                     i;
-    ngx_pgasync_db_t             **dbp;
     ngx_http_mealapi_main_conf_t  *mmcf;
 
     mmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_mealapi_module);
@@ -700,9 +692,5 @@ ngx_http_mealapi_exit_process(ngx_cycle_t *cycle)
 
     ngx_http_mealapi_usage_exit(mmcf, cycle->log);
 
-    dbp = mmcf->databases.elts;
-
-    for (i = 0; i < mmcf->databases.nelts; i++) {
-        ngx_pgasync_exit_worker(dbp[i]);
-    }
+    ngx_pgasync_exit_workers(&mmcf->databases);
 }

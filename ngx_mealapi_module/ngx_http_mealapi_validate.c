@@ -411,12 +411,8 @@ ngx_http_mealapi_validate_body(ngx_http_request_t *r,
     ngx_http_mealapi_ctx_t *ctx, ngx_http_mealapi_loc_conf_t *mlcf)
 {
     int                   i, n, max;
-    off_t                 len;
-    u_char               *buf, *p;
-    ssize_t               rd;
     json_t               *doc, *errors, *e;
-    ngx_buf_t            *b;
-    ngx_chain_t          *cl;
+    ngx_str_t             text;
     json_error_t          jerr;
     mealapi_violation_t  *v;
 
@@ -424,46 +420,12 @@ ngx_http_mealapi_validate_body(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    len = 0;
-
-    for (cl = r->request_body ? r->request_body->bufs : NULL;
-         cl;
-         cl = cl->next)
-    {
-        len += ngx_buf_size(cl->buf);
-    }
-
-    buf = ngx_pnalloc(r->pool, len + 1);
-    if (buf == NULL) {
+    if (ngx_nutripro_body_text(r, &text) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* in memory, in many buffers, or spooled to a temporary file */
-
-    p = buf;
-
-    for (cl = r->request_body ? r->request_body->bufs : NULL;
-         cl;
-         cl = cl->next)
-    {
-        b = cl->buf;
-
-        if (!b->in_file) {
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
-            continue;
-        }
-
-        rd = ngx_read_file(b->file, p, b->file_last - b->file_pos,
-                           b->file_pos);
-
-        if (rd != b->file_last - b->file_pos) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        p += rd;
-    }
-
-    doc = json_loadb((char *) buf, p - buf, JSON_REJECT_DUPLICATES, &jerr);
+    doc = json_loadb((char *) text.data, text.len, JSON_REJECT_DUPLICATES,
+                     &jerr);
 
     if (doc == NULL) {
 

@@ -8,9 +8,12 @@
  */
 
 
+#define _POSIX_C_SOURCE  200809L
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <jansson.h>
 
 #include "ngx_http_mealapi_schema.h"
@@ -621,8 +624,30 @@ test_misc(void)
     }
 
     n = mealapi_schema_validate(schema, inst, v, 4);
-    ok(n == 1 && strcmp(v[0].keyword, "$ref") == 0, "fan-out budget",
+    ok(n == 1 && strcmp(v[0].keyword, "$ref") == 0, "fan-out budget, items",
        NULL);
+
+    json_decref(inst);
+    mealapi_schema_free(schema);
+
+    doc = parse("{\"$defs\":{\"a\":{\"properties\":{\"x\":{\"$ref\":"
+                "\"#/$defs/a\"}},\"$ref\":\"#/$defs/b\"},\"b\":{"
+                "\"additionalProperties\":{\"$ref\":\"#/$defs/a\"}}},"
+                "\"$ref\":\"#/$defs/a\"}");
+    schema = mealapi_schema_compile(doc, err, sizeof(err));
+    json_decref(doc);
+
+    inst = json_object();
+    o = inst;
+
+    for (i = 0; i < 40; i++) {
+        json_object_set_new(o, "x", json_object());
+        o = json_object_get(o, "x");
+    }
+
+    n = mealapi_schema_validate(schema, inst, v, 4);
+    ok(n == 1 && strcmp(v[0].keyword, "$ref") == 0,
+       "fan-out budget, members", NULL);
 
     json_decref(inst);
     mealapi_schema_free(schema);
@@ -632,12 +657,13 @@ test_misc(void)
 static void
 test_files(const char *dir)
 {
-    char               path[1024], err[256], detail[512];
-    json_t            *inst;
-    mealapi_schema_t  *schema;
+    char                  path[1024], err[256], detail[512];
+    json_t               *inst;
+    mealapi_schema_t     *schema;
+    int                   n, i;
+    FILE                 *f;
+    json_error_t          e;
     mealapi_violation_t   v[MAXV];
-    int                n;
-    json_error_t       e;
 
     static const struct {
         const char  *file;
@@ -676,8 +702,6 @@ test_files(const char *dir)
         { NULL, NULL, NULL }
     };
 
-    int  i;
-
     for (i = 0; cases[i].file; i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, cases[i].file);
 
@@ -708,6 +732,27 @@ test_files(const char *dir)
     snprintf(path, sizeof(path), "%s/no-such-file.json", dir);
     schema = mealapi_schema_load(path, err, sizeof(err));
     ok(schema == NULL && err[0] != '\0', "missing file is an error", err);
+
+    /* duplicate keys in a schema file */
+
+    snprintf(path, sizeof(path), "/tmp/mealapi-selftest-%ld.json",
+             (long) getpid());
+    f = fopen(path, "w");
+
+    if (f == NULL) {
+        ok(0, "temporary file", path);
+        return;
+    }
+
+    fputs("{\"type\": \"object\",\n \"type\": \"array\"}\n", f);
+    fclose(f);
+
+    schema = mealapi_schema_load(path, err, sizeof(err));
+    ok(schema == NULL
+       && strcmp(err, "line 2, column 7: duplicate object key near "
+                      "'\"type\"'") == 0,
+       "duplicate keys in a file are an error", err);
+    remove(path);
 }
 
 

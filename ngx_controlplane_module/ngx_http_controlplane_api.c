@@ -117,6 +117,43 @@ static ngx_http_controlplane_route_t  ngx_http_controlplane_routes[] = {
                   "\"pattern\":\"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$\"}}}}",
       NULL },
 
+    { NGX_HTTP_PATCH, ngx_string("/api/v1/plans/{}"),
+      NGX_HTTP_CP_ADMIN, NULL,
+      "plan.update", "op,user,addr,s0,body",
+      "WITH b AS (SELECT $5::jsonb AS j),"
+      " p AS (UPDATE plans SET"
+      " description = coalesce(j->>'description', description),"
+      " rate_per_sec = coalesce((j->>'rate_per_sec')::numeric, rate_per_sec),"
+      " burst = coalesce((j->>'burst')::int, burst),"
+      " monthly_quota = CASE WHEN j ? 'monthly_quota'"
+      " THEN (j->>'monthly_quota')::bigint ELSE monthly_quota END,"
+      " price_monthly_cents = coalesce((j->>'price_monthly_cents')::bigint,"
+      " price_monthly_cents),"
+      " price_per_1k_cents = coalesce((j->>'price_per_1k_cents')::int,"
+      " price_per_1k_cents),"
+      " routes = CASE WHEN NOT j ? 'routes' THEN routes"
+      " WHEN jsonb_typeof(j->'routes') = 'array'"
+      " THEN ARRAY(SELECT jsonb_array_elements_text(j->'routes')) END"
+      " FROM b WHERE plans.id = $4::bigint RETURNING plans.*), "
+      CP_AUDIT("plan.update", "plan", "p.id::text", "(SELECT j FROM b)")
+      "p RETURNING id)"
+      " SELECT row_to_json(p)::text FROM p, a",
+      200,
+      "{\"type\":\"object\",\"additionalProperties\":false,"
+      "\"minProperties\":1,\"properties\":{"
+      "\"description\":{\"type\":\"string\",\"maxLength\":1000},"
+      "\"rate_per_sec\":{\"type\":\"number\",\"exclusiveMinimum\":0,"
+                        "\"maximum\":1000000},"
+      "\"burst\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":1000000},"
+      "\"monthly_quota\":{\"type\":[\"integer\",\"null\"],\"minimum\":0},"
+      "\"price_monthly_cents\":{\"type\":\"integer\",\"minimum\":0},"
+      "\"price_per_1k_cents\":{\"type\":\"integer\",\"minimum\":0,"
+                              "\"maximum\":2147483647},"
+      "\"routes\":{\"type\":[\"array\",\"null\"],\"maxItems\":64,"
+                  "\"uniqueItems\":true,\"items\":{\"type\":\"string\","
+                  "\"pattern\":\"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$\"}}}}",
+      NULL },
+
     /* tenants */
 
     { NGX_HTTP_GET|NGX_HTTP_HEAD, ngx_string("/api/v1/tenants"),

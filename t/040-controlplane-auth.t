@@ -34,6 +34,7 @@ load_module $TEST_NGINX_MODULES/ngx_controlplane_module.so;
 CONF
 
     my $limit = $block->login_limit // '100r/s 100';
+    my $api = $block->api_limit // '100r/s 100';
 
     $block->set_value('http_config', <<CONF) unless defined $block->http_config;
 controlplane_database cp {
@@ -51,6 +52,7 @@ location /api/ {
     controlplane_secret_key \$TEST_NGINX_PKI/totp.key;
     controlplane_tenant_ca \$TEST_NGINX_PKI/tenant-ca.crt;
     controlplane_login_limit $limit;
+    controlplane_api_limit $api;
     controlplane_lockout 3 15m;
 }
 CONF
@@ -233,3 +235,19 @@ my $log = do { local $/; <$f> };
 ok($token && index($log, $token) < 0, "$name: the token is not logged");
 ok(index($log, $op->{password}) < 0, "$name: the password is not logged");
 ok(index($log, $op->{secret}) < 0, "$name: the TOTP secret is not logged");
+
+
+
+=== TEST 11: the API is rate-limited per operator and per address
+--- api_limit: 3r/m 3
+--- request
+GET /ping
+--- nutripro_check
+my $op = cp_operator(role => 'admin');
+my $token = cp_login($Base, $op);
+my @st = map { (http_req('GET', "$Base/api/v1/tenants?limit=1", token => $token))[0] } 1 .. 3;
+my ($st, $h, $body) = http_req('GET', "$Base/api/v1/tenants?limit=1", token => $token);
+is($st, 429, "$name: refused past the burst");
+like($body, qr/too-many-requests/, "$name: as too many requests");
+like($h->{'retry-after'} // '', qr/^\d+$/, "$name: with Retry-After");
+ok((grep { $_ == 429 } @st) < 3, "$name: the burst itself was served");

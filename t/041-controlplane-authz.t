@@ -65,6 +65,7 @@ $tok{tm} = cp_login($Base, cp_operator(role => 'tenant_manager', tenant => $t1))
 $tok{none} = undef;
 ok($tok{$_}, "$name: $_ logged in") for qw(admin onboarding tm);
 
+my $plan = psql("INSERT INTO plans (name, rate_per_sec, burst) VALUES ('" . unique_name('authz') . "', 1, 1) RETURNING id");
 my $victim = cp_operator(role => 'onboarding');
 my $vid = psql("SELECT id FROM operators WHERE username = '$victim->{username}'");
 my $cert = psql("INSERT INTO tenant_certificates (tenant_id, fingerprint_sha256, subject, serial, not_before, not_after) VALUES ($id2, decode(md5(random()::text) || md5(random()::text), 'hex'), 'CN=x', '01', now(), now() + interval '1 day') RETURNING id");
@@ -75,6 +76,8 @@ my @matrix = (
   ['GET',    '/api/v1/plans',                      undef, 200, 200, 200, 200],
   ['POST',   '/api/v1/plans', { name => 'p', rate_per_sec => 1, burst => 1, description => 'x' . rand() },
                                                           401, 201, 403, 403],
+  ['PATCH',  "/api/v1/plans/$plan", { description => 'changed' },
+                                                          401, 200, 403, 403],
   ['GET',    '/api/v1/session',                    undef, 401, 200, 200, 200],
   ['GET',    '/api/v1/tenants',                    undef, 401, 200, 200, 200],
   ['POST',   '/api/v1/tenants', { slug => 'SLUG', name => 'n' },

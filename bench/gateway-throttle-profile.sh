@@ -10,9 +10,11 @@
 # Environment (all optional):
 #   PROFILE_CONNS=8       wrk -c (low: one kept-alive connection per tenant)
 #   PROFILE_SECS=60       seconds of measured load
-#   PROFILE_WARM_MAX=20   warm-up rounds of 30 s at most, until a round
-#                         opens no more connections to the gateway than
-#                         the PROFILE_CONNS + 4 that the end of a run costs
+#   PROFILE_WARM_ROUNDS=5 warm-up rounds of 30 s at 4 x PROFILE_CONNS, then
+#                         one at PROFILE_CONNS (connections still opened in
+#                         the measured window are reported, and their TLS
+#                         handshakes left out of the "without handshakes"
+#                         figures)
 #   BENCH_TENANTS=1000
 #
 # Output: build/bench/throttle-profile/{a,b}/callgrind.out, annotated
@@ -25,7 +27,7 @@ cd "$top"
 
 conns=${PROFILE_CONNS:-8}
 secs=${PROFILE_SECS:-60}
-warm_max=${PROFILE_WARM_MAX:-20}
+warm_rounds=${PROFILE_WARM_ROUNDS:-5}
 tenants=${BENCH_TENANTS:-1000}
 export BENCH_TENANTS=$tenants
 
@@ -94,28 +96,27 @@ for v in a b; do
 done
 say "both nginx answer under callgrind (pids ${vpid[a]} ${vpid[b]})"
 
-wrk_run() {  # variant seconds log
+wrk_run() {  # variant seconds log [connections]
     local port
     port=$(cat "$base/$1/front.port")
-    wrk -t1 -c"$conns" -d"$2s" -s "$lua" "http://127.0.0.1:$port" >"$3" 2>&1
+    wrk -t1 -c"${4:-$conns}" -d"$2s" -s "$lua" "http://127.0.0.1:$port" >"$3" 2>&1
 }
 new_conns() {  # variant since-msec: connections the gateway opened since
     awk -v s="$2" '$1 >= s && $3 == 1 { n++ } END { print n + 0 }' \
         "$base/$1/logs/gateway-tenants.log"
 }
 
-# warm-up, both variants at once, until every tenant has its connection
-for ((w = 1; w <= warm_max; w++)); do
+# warm-up, both variants at once: at 4x the concurrency, so that every
+# tenant's pool grows to what the measured load needs (a second connection
+# when two of its requests meet), then one round as measured
+for ((w = 1; w <= warm_rounds + 1; w++)); do
+    c=$((4 * conns)); [ $w -gt "$warm_rounds" ] && c=$conns
     s=$(date +%s.%N)
-    wrk_run a 30 "$base/a/warm.log" & wa=$!
-    wrk_run b 30 "$base/b/warm.log" & wb=$!
+    wrk_run a 30 "$base/a/warm.log" "$c" & wa=$!
+    wrk_run b 30 "$base/b/warm.log" "$c" & wb=$!
     wait $wa $wb
     sleep 2                        # the log buffers (flush=1s)
-    na=$(new_conns a "$s"); nb=$(new_conns b "$s")
-    say "warm-up $w: new gateway connections A $na, B $nb"
-    # a wrk run that ends aborts its requests in flight, which closes their
-    # connections: up to $conns new ones per run are the floor
-    [ "$na" -le $((conns + 4)) ] && [ "$nb" -le $((conns + 4)) ] && break
+    say "warm-up $w (-c$c, 30 s): new gateway connections A $(new_conns a "$s"), B $(new_conns b "$s")"
 done
 
 # the measured load: collection on, wrk, collection off
@@ -169,6 +170,7 @@ def load(v, kind):
     return total, costs
 
 req = {v: int(open(f"{base}/{v}/requests").read().split()[0]) for v in "ab"}
+conn = {v: int(open(f"{base}/{v}/requests").read().split()[1]) for v in "ab"}
 ta, sa = load("a", "self")
 tb, sb = load("b", "self")
 _, ia = load("a", "inclusive")
@@ -177,7 +179,12 @@ pa, pb = ta / req["a"], tb / req["b"]
 print()
 print(f"instructions per request (user space, whole process: front, gateway, backend):")
 print(f"  A {pa:,.0f}   B {pb:,.0f}   A-B {pa - pb:+,.0f} ({100 * (pa - pb) / pb:+.2f} %)")
-print(f"  requests measured: A {req['a']}, B {req['b']}")
+print(f"  requests measured: A {req['a']}, B {req['b']}; new connections: A {conn['a']}, B {conn['b']}")
+hs = ("ngx_ssl_handshake", "ngx_ssl_shutdown", "ngx_ssl_create_connection")
+xa = (ta - sum(ia.get(n, 0) for n in hs)) / req["a"]
+xb = (tb - sum(ib.get(n, 0) for n in hs)) / req["b"]
+print(f"  without TLS handshakes and shutdowns ({', '.join(hs)}, inclusive):")
+print(f"  A {xa:,.0f}   B {xb:,.0f}   A-B {xa - xb:+,.0f} ({100 * (xa - xb) / xb:+.2f} %)")
 print()
 print("largest differences in self cost per request (A - B):")
 names = set(sa) | set(sb)

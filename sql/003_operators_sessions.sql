@@ -1,6 +1,6 @@
 -- 003_operators_sessions.sql: control-plane operators (password + TOTP) and
 -- their sessions.  Secrets are never stored in the clear: password_hash is a
--- slow-hash string (e.g. PHC "$argon2id$..."), totp_secret_enc is the TOTP
+-- slow-hash string ("$scrypt$ln=15,r=8,p=1$<salt>$<hash>"), totp_secret_enc is the TOTP
 -- key encrypted by the control plane, and a session is stored as the
 -- SHA-256 of its random token.
 

@@ -22,8 +22,8 @@
 #include <ngx_http.h>
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/crypto.h>
+#include <openssl/core_names.h>
 
 #include "ngx_http_mealapi_module.h"
 
@@ -33,6 +33,10 @@ typedef struct {
     long                           verify;
     unsigned                       has_cert:1;
 } ngx_http_mealapi_conn_cert_t;
+
+
+static EVP_MD      *ngx_http_mealapi_sha256;
+static EVP_MD_CTX  *ngx_http_mealapi_md;
 
 
 static ngx_int_t ngx_http_mealapi_add_header(ngx_http_request_t *r,
@@ -289,9 +293,23 @@ ngx_http_mealapi_body_digest(ngx_http_request_t *r,
     unsigned int   len;
     u_char         digest[EVP_MAX_MD_SIZE], buf[4096];
 
-    md = EVP_MD_CTX_new();
-    if (md == NULL || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-        EVP_MD_CTX_free(md);
+    /*
+     * OpenSSL 3 looks algorithms up by name on every implicit use: the
+     * digest and its context are kept for the life of the process.
+     */
+
+    if (ngx_http_mealapi_sha256 == NULL) {
+        ngx_http_mealapi_sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+        ngx_http_mealapi_md = EVP_MD_CTX_new();
+
+        if (ngx_http_mealapi_sha256 == NULL || ngx_http_mealapi_md == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    md = ngx_http_mealapi_md;
+
+    if (!EVP_DigestInit_ex(md, ngx_http_mealapi_sha256, NULL)) {
         return NGX_ERROR;
     }
 
@@ -332,7 +350,6 @@ ngx_http_mealapi_body_digest(ngx_http_request_t *r,
 
 failed:
 
-    EVP_MD_CTX_free(md);
     return rc;
 }
 
@@ -342,33 +359,40 @@ ngx_http_mealapi_hmac(ngx_http_request_t *r, ngx_http_mealapi_ctx_t *ctx,
     ngx_http_mealapi_loc_conf_t *mlcf, time_t ts, ngx_str_t *tenant,
     u_char *out)
 {
-    u_char        *msg, *p;
-    size_t         len;
-    unsigned int   mdlen;
-    u_char         md[EVP_MAX_MD_SIZE];
+    u_char        *p;
+    size_t         mdlen;
+    ngx_int_t      rc;
+    EVP_MAC_CTX   *mac;
+    u_char         md[EVP_MAX_MD_SIZE], head[NGX_TIME_T_LEN + 8];
 
-    len = sizeof("v1\n\n\n\n\n") + NGX_TIME_T_LEN + r->method_name.len
-          + r->unparsed_uri.len + tenant->len + 64;
+    /* a copy of the keyed context made at startup: no key schedule here */
 
-    msg = ngx_pnalloc(r->pool, len);
-    if (msg == NULL) {
+    mac = EVP_MAC_CTX_dup(mlcf->hmac);
+    if (mac == NULL) {
         return NGX_ERROR;
     }
 
-    p = ngx_sprintf(msg, "v1\n%T\n%V\n%V\n%V\n", ts, &r->method_name,
-                    &r->unparsed_uri, tenant);
-    p = ngx_cpymem(p, ctx->body_sha256, 64);
+    p = ngx_sprintf(head, "v1\n%T\n", ts);
 
-    if (HMAC(EVP_sha256(), mlcf->key.data, (int) mlcf->key.len, msg, p - msg,
-             md, &mdlen)
-        == NULL)
+    rc = NGX_ERROR;
+
+    if (EVP_MAC_update(mac, head, p - head)
+        && EVP_MAC_update(mac, r->method_name.data, r->method_name.len)
+        && EVP_MAC_update(mac, (u_char *) "\n", 1)
+        && EVP_MAC_update(mac, r->unparsed_uri.data, r->unparsed_uri.len)
+        && EVP_MAC_update(mac, (u_char *) "\n", 1)
+        && EVP_MAC_update(mac, tenant->data, tenant->len)
+        && EVP_MAC_update(mac, (u_char *) "\n", 1)
+        && EVP_MAC_update(mac, ctx->body_sha256, 64)
+        && EVP_MAC_final(mac, md, &mdlen, sizeof(md)))
     {
-        return NGX_ERROR;
+        ngx_hex_dump(out, md, mdlen);
+        rc = NGX_OK;
     }
 
-    ngx_hex_dump(out, md, mdlen);
+    EVP_MAC_CTX_free(mac);
 
-    return NGX_OK;
+    return rc;
 }
 
 
@@ -488,4 +512,38 @@ ngx_http_mealapi_verify(ngx_http_request_t *r, ngx_http_mealapi_ctx_t *ctx,
     ctx->verdict = "valid";
 
     return NGX_OK;
+}
+
+
+/* the HMAC-SHA256 context keyed once, at configuration time */
+
+EVP_MAC_CTX *
+ngx_http_mealapi_hmac_key(u_char *key, size_t len)
+{
+    EVP_MAC      *mac;
+    OSSL_PARAM    params[2];
+    EVP_MAC_CTX  *ctx;
+
+    mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (mac == NULL) {
+        return NULL;
+    }
+
+    ctx = EVP_MAC_CTX_new(mac);
+    EVP_MAC_free(mac);
+
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                 (char *) "SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+
+    if (!EVP_MAC_init(ctx, key, len, params)) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
+    }
+
+    return ctx;
 }

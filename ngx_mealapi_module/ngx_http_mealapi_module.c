@@ -31,6 +31,7 @@ static ngx_int_t ngx_http_mealapi_init_process(ngx_cycle_t *cycle);
 static void ngx_http_mealapi_exit_process(ngx_cycle_t *cycle);
 
 
+static void ngx_http_mealapi_hmac_cleanup(void *data);
 static char *ngx_http_mealapi_clock_offset(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 
@@ -522,6 +523,10 @@ ngx_http_mealapi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->max_errors, prev->max_errors, 10);
     ngx_conf_merge_off_value(conf->max_body, prev->max_body, 1024 * 1024);
     ngx_conf_merge_str_value(conf->key, prev->key, "");
+
+    if (conf->hmac == NULL) {
+        conf->hmac = prev->hmac;
+    }
     ngx_conf_merge_str_value(conf->prefix, prev->prefix, "X-Mealapi-");
 
     if (conf->routes == NULL) {
@@ -568,10 +573,11 @@ ngx_http_mealapi_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_mealapi_loc_conf_t  *mlcf = conf;
 
-    ssize_t     n;
-    ngx_fd_t    fd;
-    ngx_str_t  *value, name;
-    u_char      buf[1024];
+    ssize_t              n;
+    ngx_fd_t             fd;
+    ngx_str_t           *value, name;
+    ngx_pool_cleanup_t  *cln;
+    u_char               buf[1024];
 
     if (mlcf->key.data) {
         return "is duplicate";
@@ -614,9 +620,32 @@ ngx_http_mealapi_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_memcpy(mlcf->key.data, buf, n);
     mlcf->key.len = n;
 
+    mlcf->hmac = ngx_http_mealapi_hmac_key(buf, n);
+
     ngx_explicit_memzero(buf, sizeof(buf));
 
+    if (mlcf->hmac == NULL) {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0, "HMAC-SHA256 unavailable");
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        EVP_MAC_CTX_free(mlcf->hmac);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_mealapi_hmac_cleanup;
+    cln->data = mlcf->hmac;
+
     return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_mealapi_hmac_cleanup(void *data)
+{
+    EVP_MAC_CTX_free(data);
 }
 
 

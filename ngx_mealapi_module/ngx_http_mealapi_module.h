@@ -171,6 +171,7 @@ typedef struct {
     ngx_flag_t                     enable;
     ngx_array_t                   *routes;      /* ngx_http_mealapi_route_t */
     ngx_str_t                      key;         /* HMAC key */
+    EVP_MAC_CTX                   *hmac;        /* keyed with it */
     ngx_str_t                      prefix;      /* identity header prefix */
     ngx_flag_t                     verify;      /* mealapi_verify_signature */
     ngx_uint_t                     throttle;    /* off, on, dry_run */
@@ -241,6 +242,7 @@ ngx_int_t ngx_http_mealapi_verify(ngx_http_request_t *r,
     ngx_http_mealapi_ctx_t *ctx, ngx_http_mealapi_loc_conf_t *mlcf);
 ngx_int_t ngx_http_mealapi_body_digest(ngx_http_request_t *r,
     ngx_http_mealapi_ctx_t *ctx);
+EVP_MAC_CTX *ngx_http_mealapi_hmac_key(u_char *key, size_t len);
 
 /* ngx_http_mealapi_throttle.c */
 char *ngx_http_mealapi_throttle_zone(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -113,7 +113,9 @@ struct ngx_pgasync_op_s {
     const char               *name;        /* statement name for logs */
     const char               *sql;
     int                       nparams;
-    const char *const        *values;      /* must live until the answer */
+    const char *const        *values;      /* must live, unchanged, until
+                                              the answer: a statement is
+                                              prepared first, then sent */
     const int                *lengths;
     ngx_pgasync_handler_pt    handler;
     void                     *data;

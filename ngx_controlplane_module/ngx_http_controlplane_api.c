@@ -474,7 +474,27 @@ ngx_http_controlplane_routes_get(void)
 }
 
 
-/* the routes' body schemas, compiled once (a bad one fails nginx -t) */
+/* at exit: the schemas are compiled once per process and kept */
+
+void
+ngx_http_controlplane_routes_free(void)
+{
+    ngx_http_controlplane_route_t  *route;
+
+    for (route = ngx_http_controlplane_routes; route->path.len; route++) {
+        if (route->compiled) {
+            mealapi_schema_free(route->compiled);
+            route->compiled = NULL;
+        }
+    }
+}
+
+
+/*
+ * The routes' body schemas are constants of the module: compiled once
+ * per process, at the first configuration (a bad one fails nginx -t), and
+ * freed when the process exits.
+ */
 
 ngx_int_t
 ngx_http_controlplane_routes_init(ngx_conf_t *cf)

@@ -43,6 +43,7 @@ typedef struct {
     ngx_uint_t                     disabled;
 
     int64_t                        step;        /* accepted TOTP step */
+    ngx_event_t                    guard;       /* holds a leaving worker */
     u_char                         token[CP_TOKEN_LEN];
     ngx_http_controlplane_handler_pt  done;     /* after hashing */
 } ngx_http_controlplane_login_t;
@@ -71,6 +72,7 @@ static ngx_int_t ngx_http_controlplane_set_cookie(ngx_http_request_t *r,
 static void ngx_http_controlplane_verify_thread(void *data, ngx_log_t *log);
 static void ngx_http_controlplane_hash_thread(void *data, ngx_log_t *log);
 static void ngx_http_controlplane_thread_done(ngx_event_t *ev);
+static void ngx_http_controlplane_guard(ngx_event_t *ev);
 static ngx_int_t ngx_http_controlplane_thread(ngx_http_request_t *r,
     ngx_http_controlplane_ctx_t *ctx,
     void (*handler)(void *data, ngx_log_t *log));
@@ -300,6 +302,7 @@ ngx_http_controlplane_login(ngx_http_request_t *r,
 {
     u_char                             *p;
     time_t                              retry;
+    ngx_int_t                           rc;
     ngx_str_t                           user;
     ngx_uint_t                          i;
     ngx_http_controlplane_login_t      *login;
@@ -329,24 +332,26 @@ ngx_http_controlplane_login(ngx_http_request_t *r,
         p = ngx_snprintf(key, sizeof(key), "la:%V",
                          &r->connection->addr_text);
 
-        if (ngx_nutripro_limit_take(cmcf->limit, key, p - key,
-                                    clcf->login_rate, clcf->login_burst,
-                                    &retry)
-            == NGX_OK)
-        {
+        rc = ngx_nutripro_limit_take(cmcf->limit, key, p - key,
+                                     clcf->login_rate, clcf->login_burst,
+                                     &retry);
+        if (rc == NGX_OK) {
             p = ngx_cpymem(key, "lu:", 3);
 
             for (i = 0; i < user.len && i < 64; i++) {
                 *p++ = ngx_tolower(user.data[i]);
             }
 
-            if (ngx_nutripro_limit_take(cmcf->limit, key, p - key,
-                                        clcf->login_rate, clcf->login_burst,
-                                        &retry)
-                == NGX_OK)
-            {
+            rc = ngx_nutripro_limit_take(cmcf->limit, key, p - key,
+                                         clcf->login_rate, clcf->login_burst,
+                                         &retry);
+            if (rc == NGX_OK) {
                 goto allowed;
             }
+        }
+
+        if (rc == NGX_ERROR) {
+            return ngx_http_controlplane_busy(r);
         }
 
         if (ngx_nutripro_retry_after(r, retry) != NGX_OK) {
@@ -803,6 +808,16 @@ ngx_http_controlplane_new_hash(ngx_http_controlplane_ctx_t *ctx)
 }
 
 
+/* a task past a minute: the pool is stuck; the request still waits */
+
+static void
+ngx_http_controlplane_guard(ngx_event_t *ev)
+{
+    ngx_log_error(NGX_LOG_ALERT, ev->log, 0,
+                  "controlplane: password hashing takes over a minute");
+}
+
+
 /* in a thread: no nginx calls but logging */
 
 static void
@@ -848,6 +863,7 @@ ngx_http_controlplane_thread(ngx_http_request_t *r,
     void (*handler)(void *data, ngx_log_t *log))
 {
     ngx_thread_task_t                 *task;
+    ngx_http_controlplane_login_t     *login;
     ngx_http_controlplane_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_controlplane_module);
@@ -870,6 +886,19 @@ ngx_http_controlplane_thread(ngx_http_request_t *r,
     r->aio = 1;
     r->main->count++;
 
+    /*
+     * A worker leaving (reload, shutdown) waits for its timers, not for
+     * its thread tasks: a timer that cannot be cancelled keeps it until
+     * the task is done and the request answered.
+     */
+
+    login = ctx->login;
+    login->guard.handler = ngx_http_controlplane_guard;
+    login->guard.data = r;
+    login->guard.log = r->connection->log;
+    login->guard.cancelable = 0;
+    ngx_add_timer(&login->guard, 60000);
+
     return NGX_DONE;
 }
 
@@ -889,14 +918,18 @@ ngx_http_controlplane_thread_done(ngx_event_t *ev)
     r->main->blocked--;
     r->aio = 0;
 
+    ctx = ngx_http_get_module_ctx(r, ngx_controlplane_module);
+    login = ctx->login;
+
+    if (login->guard.timer_set) {
+        ngx_del_timer(&login->guard);
+    }
+
     if (c->error) {
         ngx_http_finalize_request(r, NGX_ERROR);
         ngx_http_run_posted_requests(c);
         return;
     }
-
-    ctx = ngx_http_get_module_ctx(r, ngx_controlplane_module);
-    login = ctx->login;
 
     rc = login->done(r, ctx);
 

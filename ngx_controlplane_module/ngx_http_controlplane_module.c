@@ -60,6 +60,7 @@ static void ngx_http_controlplane_store_cleanup(void *data);
 static ngx_int_t ngx_http_controlplane_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_controlplane_init_process(ngx_cycle_t *cycle);
 static void ngx_http_controlplane_exit_process(ngx_cycle_t *cycle);
+static void ngx_http_controlplane_exit_master(ngx_cycle_t *cycle);
 
 
 static ngx_conf_num_bounds_t  ngx_http_controlplane_page_bounds = {
@@ -176,7 +177,7 @@ ngx_module_t  ngx_controlplane_module = {
     NULL,                                   /* init thread */
     NULL,                                   /* exit thread */
     ngx_http_controlplane_exit_process,     /* exit process */
-    NULL,                                   /* exit master */
+    ngx_http_controlplane_exit_master,      /* exit master */
     NGX_MODULE_V1_PADDING
 };
 
@@ -1274,4 +1275,13 @@ ngx_http_controlplane_exit_process(ngx_cycle_t *cycle)
     if (cmcf != NULL) {
         ngx_pgasync_exit_workers(&cmcf->databases);
     }
+
+    ngx_http_controlplane_routes_free();
+}
+
+
+static void
+ngx_http_controlplane_exit_master(ngx_cycle_t *cycle)
+{
+    ngx_http_controlplane_routes_free();
 }

@@ -130,6 +130,7 @@ ngx_int_t ngx_http_controlplane_invalid(ngx_http_request_t *r,
 char *ngx_http_controlplane_addr(ngx_http_request_t *r);
 ngx_http_controlplane_route_t *ngx_http_controlplane_routes_get(void);
 ngx_int_t ngx_http_controlplane_routes_init(ngx_conf_t *cf);
+void ngx_http_controlplane_routes_free(void);
 ngx_int_t ngx_http_controlplane_run(ngx_http_request_t *r,
     ngx_http_controlplane_ctx_t *ctx);
 ngx_int_t ngx_http_controlplane_certificate_add(ngx_http_request_t *r,

@@ -35,6 +35,8 @@ typedef struct {
     ngx_pgasync_op_t               quota_op;
     ngx_msec_t                     next;
     char                          *values[NGX_HTTP_MEALAPI_FLUSH_PARAMS];
+    char                          *quota_values[1];   /* its own: both
+                                                         may be in flight */
     char                           month[16];
     uint32_t                       quota_month;
     unsigned                       flushing:1;
@@ -496,13 +498,13 @@ ngx_http_mealapi_quota_load(ngx_http_mealapi_main_conf_t *mmcf,
     ngx_sprintf((u_char *) fl->month, "%04d-%02d-01%Z", tm.ngx_tm_year,
                 tm.ngx_tm_mon);
 
-    fl->values[0] = fl->month;
+    fl->quota_values[0] = fl->month;
 
     fl->quota_op.name = "quota_load";
     fl->quota_op.sql = "SELECT tenant_id, requests FROM gateway_usage_month"
                        " WHERE month = $1::date";
     fl->quota_op.nparams = 1;
-    fl->quota_op.values = (const char *const *) fl->values;
+    fl->quota_op.values = (const char *const *) fl->quota_values;
     fl->quota_op.lengths = NULL;
     fl->quota_op.handler = ngx_http_mealapi_quota_done;
     fl->quota_op.data = mmcf;

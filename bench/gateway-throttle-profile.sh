@@ -76,7 +76,7 @@ for v in a b; do
         "$base/$v/conf/nginx.conf"
     port=$(sed -n 's|^ *listen 127.0.0.1:\([0-9]*\);$|\1|p' "$base/$v/conf/nginx.conf" | tail -1)
     echo "$port" >"$base/$v/front.port"
-    valgrind --tool=callgrind --collect-atstart=no \
+    valgrind --tool=callgrind --instr-atstart=no \
         --callgrind-out-file="$base/$v/callgrind.out" \
         "$nginx" -p "$base/$v" -c conf/nginx.conf \
         >"$base/$v/valgrind.log" 2>&1 &
@@ -144,68 +144,121 @@ for v in a b; do
         >"$base/$v/inclusive.txt" 2>/dev/null
     callgrind_annotate --inclusive=no --threshold=100 "$f" \
         >"$base/$v/self.txt" 2>/dev/null
+    callgrind_annotate --tree=calling --inclusive=yes --threshold=100 "$f" \
+        >"$base/$v/calling.txt" 2>/dev/null
 done
 
 python3 - "$base" <<'PY'
 import re, sys
 base = sys.argv[1]
 
-def load(v, kind):
-    costs = {}
-    total = None
+LINE = re.compile(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+([*>]?)\s*(\S.*?)(?:\s+\((\d[\d,]*)x\))?(?:\s+\[.*\])?\s*$")
+
+def norm(name):
+    name = re.sub(r"\s*\[.*\]$", "", name.strip())
+    if name.startswith("<counts for unidentified lines in "):
+        return name
+    return name.split(":", 1)[1] if ":" in name else name
+
+def load(v, kind, dedup):
+    """function -> cost; self costs of "file:fn" and "???:fn" add up,
+    inclusive ones nest (take the larger)"""
+    costs, total = {}, None
     for line in open(f"{base}/{v}/{kind}.txt"):
-        m = re.match(r"\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(\S.*)$", line)
+        m = LINE.match(line)
         if not m:
-            m = re.match(r"\s*([\d,]+)\s+(\S.*)$", line)
-            if not m:
-                continue
+            continue
         n = int(m.group(1).replace(",", ""))
-        name = m.group(2).strip()
-        if "PROGRAM TOTALS" in name:
+        if "PROGRAM TOTALS" in m.group(3):
             total = n
             continue
-        name = re.sub(r"^.*?:", "", name) if ":" in name else name
-        name = re.sub(r"\s*\[.*\]$", "", name)
-        costs[name] = costs.get(name, 0) + n
+        name = norm(m.group(3))
+        costs[name] = max(costs.get(name, 0), n) if dedup else costs.get(name, 0) + n
     return total, costs
 
-req = {v: int(open(f"{base}/{v}/requests").read().split()[0]) for v in "ab"}
-conn = {v: int(open(f"{base}/{v}/requests").read().split()[1]) for v in "ab"}
-ta, sa = load("a", "self")
-tb, sb = load("b", "self")
-_, ia = load("a", "inclusive")
-_, ib = load("b", "inclusive")
-pa, pb = ta / req["a"], tb / req["b"]
-print()
-print(f"instructions per request (user space, whole process: front, gateway, backend):")
-print(f"  A {pa:,.0f}   B {pb:,.0f}   A-B {pa - pb:+,.0f} ({100 * (pa - pb) / pb:+.2f} %)")
-print(f"  requests measured: A {req['a']}, B {req['b']}; new connections: A {conn['a']}, B {conn['b']}")
+def callees(v, fn):
+    """fn's direct callees (inclusive cost, calls), from --tree=calling"""
+    out, cur = {}, None
+    for line in open(f"{base}/{v}/calling.txt"):
+        m = LINE.match(line)
+        if not m:
+            if not line.strip():
+                cur = None
+            continue
+        if m.group(2) == "*":
+            cur = norm(m.group(3))
+            continue
+        if m.group(2) == ">" and cur == fn:
+            name = norm(m.group(3))
+            if name == fn:
+                continue
+            c, k = out.get(name, (0, 0))
+            out[name] = (c + int(m.group(1).replace(",", "")),
+                         k + int((m.group(4) or "0").replace(",", "")))
+    return out
+
+req = {}
+conn = {}
+for v in "ab":
+    r, c = open(f"{base}/{v}/requests").read().split()
+    req[v], conn[v] = int(r), int(c)
+ta, sa = load("a", "self", False)
+tb, sb = load("b", "self", False)
+_, ia = load("a", "inclusive", True)
+_, ib = load("b", "inclusive", True)
+per = lambda d, v, n: d.get(n, 0) / req[v]
+
 hs = ("ngx_ssl_handshake", "ngx_ssl_shutdown", "ngx_ssl_create_connection")
+flush = ("ngx_http_mealapi_usage_tick", "ngx_http_mealapi_usage_done")
+pa, pb = ta / req["a"], tb / req["b"]
 xa = (ta - sum(ia.get(n, 0) for n in hs)) / req["a"]
 xb = (tb - sum(ib.get(n, 0) for n in hs)) / req["b"]
-print(f"  without TLS handshakes and shutdowns ({', '.join(hs)}, inclusive):")
-print(f"  A {xa:,.0f}   B {xb:,.0f}   A-B {xa - xb:+,.0f} ({100 * (xa - xb) / xb:+.2f} %)")
+ya = xa - sum(per(ia, "a", n) for n in flush)
+yb = xb - sum(per(ib, "b", n) for n in flush)
+
+print()
+print("instructions per request, user space, one process (front + gateway + backend):")
+print(f"  requests measured: A {req['a']}, B {req['b']}; new connections in the window: A {conn['a']}, B {conn['b']}")
+print(f"  all:                                   A {pa:9,.0f}  B {pb:9,.0f}  A-B {pa - pb:+7,.0f} ({100 * (pa - pb) / pb:+.2f} %)")
+print(f"  without TLS handshakes/shutdowns:      A {xa:9,.0f}  B {xb:9,.0f}  A-B {xa - xb:+7,.0f} ({100 * (xa - xb) / xb:+.2f} %)")
+print(f"  ... and without the usage flush:       A {ya:9,.0f}  B {yb:9,.0f}  A-B {ya - yb:+7,.0f} ({100 * (ya - yb) / yb:+.2f} %)")
+
+fl = callees("a", "ngx_http_mealapi_usage_tick")
+nflush = sum(k for n, (c, k) in callees("a", "ngx_pgasync_query").items()) or 0
+ticks = ia.get("ngx_http_mealapi_usage_tick", 0) + ia.get("ngx_http_mealapi_usage_done", 0)
+print()
+print(f"usage flush (A): {ticks:,} instructions in the window (usage_tick + usage_done, inclusive),")
+print(f"  = {ticks / req['a']:,.0f} per request at callgrind's {req['a']} requests per window: under callgrind")
+print(f"  the flush's fixed cost is spread over ~100x fewer requests than at full speed")
+for n, (c, k) in sorted(fl.items(), key=lambda x: -x[1][0])[:6]:
+    print(f"    {c:14,}  {k:8,}x  {n}")
+
+print()
+print("per request, A - B (inclusive where a function includes its callees):")
+rows = [
+    ("ngx_http_mealapi_throttle (access phase)", per(ia, "a", "ngx_http_mealapi_throttle") - per(ib, "b", "ngx_http_mealapi_throttle")),
+    ("ngx_http_mealapi_log_handler (metering)", per(ia, "a", "ngx_http_mealapi_log_handler") - per(ib, "b", "ngx_http_mealapi_log_handler")),
+    ("gateway header filters (2 more header lines)", per(ia, "a", "ngx_http_mealapi_header_filter") - per(ib, "b", "ngx_http_mealapi_header_filter")),
+    ("front: ngx_http_parse_header_line (self)", per(sa, "a", "ngx_http_parse_header_line") - per(sb, "b", "ngx_http_parse_header_line")),
+    ("SSL_read + SSL_write (more bytes, both ends)", per(ia, "a", "SSL_read") + per(ia, "a", "SSL_write") - per(ib, "b", "SSL_read") - per(ib, "b", "SSL_write")),
+]
+for label, d in rows:
+    print(f"  {d:+8.0f}  {label}")
+print(f"  {ya - yb - sum(d for _, d in rows):+8.0f}  the rest (front: header hash/list, proxy copy; allocation; noise)")
+
+print()
+print("ngx_http_mealapi_throttle's callees per request (A):")
+for n, (c, k) in sorted(callees("a", "ngx_http_mealapi_throttle").items(), key=lambda x: -x[1][0]):
+    print(f"  {c / req['a']:8.0f}  {k / req['a']:4.1f} calls  {n}")
+print(f"  {per(sa, 'a', 'ngx_http_mealapi_throttle') + per(sa, 'a', '<counts for unidentified lines in ngx_mealapi_module/ngx_http_mealapi_throttle.c>'):8.0f}  self")
+print("ngx_http_mealapi_log_handler's callees per request (A):")
+for n, (c, k) in sorted(callees("a", "ngx_http_mealapi_log_handler").items(), key=lambda x: -x[1][0]):
+    print(f"  {c / req['a']:8.0f}  {k / req['a']:4.1f} calls  {n}")
+
 print()
 print("largest differences in self cost per request (A - B):")
 names = set(sa) | set(sb)
-d = sorted(((sa.get(n, 0) / req["a"] - sb.get(n, 0) / req["b"], n) for n in names),
-           key=lambda x: -abs(x[0]))
-for diff, n in d[:25]:
-    print(f"  {diff:+10.0f}  {n}")
-print()
-print("the module's throttling and metering, inclusive per request (A / B):")
-for n in ("ngx_http_mealapi_throttle", "ngx_http_mealapi_tnode_get",
-          "ngx_http_mealapi_log_handler", "ngx_http_mealapi_header_filter",
-          "ngx_http_mealapi_add_out", "ngx_http_mealapi_usage_tick",
-          "ngx_http_mealapi_usage_collect", "ngx_http_mealapi_usage_done",
-          "ngx_http_mealapi_usage_clear", "ngx_http_mealapi_quota_load",
-          "ngx_http_mealapi_access_handler", "ngx_http_mealapi_identify",
-          "ngx_http_mealapi_registry_lookup", "ngx_http_mealapi_sign",
-          "ngx_shmtx_lock", "ngx_shmtx_unlock", "ngx_gmtime", "ngx_sprintf",
-          "ngx_vslprintf", "ngx_http_log_handler",
-          "ngx_http_parse_header_line", "ngx_http_proxy_process_header",
-          "ngx_http_header_filter", "SSL_write", "SSL_read"):
-    a = ia.get(n, 0) / req["a"]
-    b = ib.get(n, 0) / req["b"]
-    print(f"  {n:40s} {a:10.0f} {b:10.0f} {a - b:+10.0f}")
+d = sorted(((per(sa, "a", n) - per(sb, "b", n), n) for n in names), key=lambda x: -abs(x[0]))
+for diff, n in d[:20]:
+    print(f"  {diff:+8.0f}  {n}")
 PY

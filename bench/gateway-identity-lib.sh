@@ -36,18 +36,19 @@ tenants=${BENCH_TENANTS:-${def_tenants:-8}}
 conns=${BENCH_CONNS:-32}
 threads=${BENCH_THREADS:-2}
 secs=${BENCH_SECS:-10}
-rounds=${BENCH_ROUNDS:-3}
+rounds=${BENCH_ROUNDS:-5}
 warmup=${BENCH_WARMUP:-5}
 pause=${BENCH_PAUSE:-2}
 workers=${BENCH_WORKERS:-1}
 lat_conns=${BENCH_LAT_CONNS:-1}
+lat_pin=${BENCH_LAT_PIN:-1}
 idle_wait=${BENCH_IDLE_WAIT:-3600}
 record=${BENCH_RECORD:-1}
 strict=${BENCH_STRICT:-0}
 keep=${BENCH_KEEP:-0}
 note=${BENCH_NOTE:-}
 
-for n in tenants conns threads secs rounds warmup pause workers lat_conns idle_wait; do
+for n in tenants conns threads secs rounds warmup pause workers lat_conns lat_pin idle_wait; do
     v=${!n}
     case $v in ''|*[!0-9]*) die "$n must be a number, not '$v'" ;; esac
 done
@@ -483,12 +484,26 @@ wrk_env() {  # variant: the environment of the wrk script
     echo "BENCH_PREFIX=/$1 BENCH_TENANTS=$tenants${wrk_extra_env:+ $wrk_extra_env}"
 }
 
-wrk_cmd() {  # variant threads conns secs
-    echo "$(wrk_env "$1") wrk -t$2 -c$3 -d${4}s --latency -s bench/gateway-identity.lua http://127.0.0.1:$front_port"
+wrk_cmd() {  # variant threads conns secs [wrapper]
+    echo "$(wrk_env "$1") ${5:+$5 }wrk -t$2 -c$3 -d${4}s --latency -s bench/gateway-identity.lua http://127.0.0.1:$front_port"
 }
 
+# the latency phase (BENCH_LAT_PIN=1) runs wrk and every nginx worker on
+# one CPU: without it, whether a hand-over between two processes wakes the
+# other (halted) CPU or not makes the -c1 latency bimodal (40 vs 100 us
+# here); on one CPU a request's latency is the CPU time of its path
+pin_cpu=$(( $(nproc) - 1 ))
+wrk_wrap=
+pin_workers() {  # cpu-list
+    local i p
+    for i in "${instances[@]}"; do
+        for p in $(worker_pids "$i"); do taskset -p -c "$1" "$p" >/dev/null || true; done
+    done
+}
+lat_wrap() { [ "$lat_pin" = 1 ] && echo "taskset -c $pin_cpu" || true; }
+
 run_wrk() {  # variant threads conns secs logfile
-    env $(wrk_env "$1") wrk -t"$2" -c"$3" -d"$4s" --latency -s "$lua" \
+    env $(wrk_env "$1") $wrk_wrap wrk -t"$2" -c"$3" -d"$4s" --latency -s "$lua" \
         "http://127.0.0.1:$front_port" >"$5" 2>&1 \
         || { cat "$5" >&2; die "wrk failed (variant ${1^^})"; }
 }
@@ -520,6 +535,11 @@ declare -A R_rps R_avg R_p50 R_p99 R_bad R_se R_cpu R_acc R_req R_foreign R_gwus
 redone=0
 measure() {
     local phase=$1 t=$2 c=$3 r v order try log f0 g0 b0 w0 f1 g1 b1 w1 s0 s1 c0 c1 st0 st1 fp
+    if [ "$phase" = lat ] && [ "$lat_pin" = 1 ]; then
+        pin_workers "$pin_cpu"
+        wrk_wrap=$(lat_wrap)
+        say "latency phase: wrk and all nginx workers on CPU $pin_cpu"
+    fi
     for ((r = 1; r <= rounds; r++)); do
         if ((r % 2)); then order="a b"; else order="b a"; fi
         for v in $order; do
@@ -561,6 +581,10 @@ measure() {
             sleep "$pause"
         done
     done
+    if [ -n "$wrk_wrap" ]; then
+        pin_workers "0-$pin_cpu"
+        wrk_wrap=
+    fi
 }
 
 child_ticks() {  # from the output of `times` in $out/times.tmp (this shell's children)
@@ -687,7 +711,7 @@ report() {
 "
             fi
         else
-            summary+="- wrk -t1 -c$c (latency without queueing): median p99 A $(printf '%.0f' "$pa") us, B $(printf '%.0f' "$pb") us: A - B = **$ap us** (p50: $ad us); req/s ratio $rr (per round: ${pairs% })
+            summary+="- wrk -t1 -c$c (latency without queueing$([ "$lat_pin" = 1 ] && echo ", wrk and all nginx workers on CPU $pin_cpu")): median p99 A $(printf '%.0f' "$pa") us, B $(printf '%.0f' "$pb") us: A - B = **$ap us** (p50: $ad us); req/s ratio $rr (per round: ${pairs% })
 "
         fi
         summary+="  - gateway CPU time per request (workers + master, /proc ticks / requests served), medians: A $(printf '%.1f' "$ga") us, B $(printf '%.1f' "$gb") us: A - B = $(awk -v a="$ga" -v b="$gb" 'BEGIN { printf "%+.1f", a - b }') us
@@ -704,7 +728,7 @@ record_common() {  # the lines after record_head: setup, differences, commands, 
         if [ $phase = tput ]; then t=$threads; c=$conns; else t=1; c=$lat_conns; fi
         [ "$c" -gt 0 ] || continue
         for v in a b; do
-            echo "  - \`$(wrk_cmd $v $t $c "$secs")\`"
+            echo "  - \`$(wrk_cmd $v $t $c "$secs" "$([ $phase = lat ] && lat_wrap)")\`"
         done
     done
     echo "- A and B differ only in (ports aside):"

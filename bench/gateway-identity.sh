@@ -13,7 +13,9 @@
 # access_log off) that proxies to A or B with a tenant's client
 # certificate over kept-alive connections (see gateway-identity-lib.sh).
 # Two phases: throughput (wrk -t2 -c32: the target's numbers) and latency
-# without queueing (wrk -t1 -c1: what one request waits for A's work).
+# without queueing (wrk -t1 -c1, all processes on one CPU: what one
+# request waits for A's work).  Both also report the gateway's CPU time
+# per request (from /proc), which is steadier than req/s on 2 CPUs.
 # Prints a table and appends a dated record to bench/RESULTS.md.
 #
 # Environment (all optional):
@@ -22,7 +24,9 @@
 #   BENCH_THREADS=2      wrk -t of the throughput phase
 #   BENCH_LAT_CONNS=1    wrk -c of the latency phase (-t1; 0: no such phase)
 #   BENCH_SECS=10        seconds per measured run
-#   BENCH_ROUNDS=3       rounds per phase (A B, then B A, ...)
+#   BENCH_ROUNDS=5       rounds per phase (A B, then B A, ...)
+#   BENCH_LAT_PIN=1      the latency phase runs wrk and all nginx workers on
+#                        the last CPU (0: wherever the scheduler puts them)
 #   BENCH_WARMUP=5       seconds of warm-up per variant (not recorded)
 #   BENCH_PAUSE=2        seconds of rest after each run
 #   BENCH_WORKERS=1      worker_processes of the gateways (front, backend: 1)

@@ -697,10 +697,16 @@ report() {
         ga=$(med_of R_gwus $phase a); gb=$(med_of R_gwus $phase b)
         if [ $phase = tput ]; then
             ratio=$rr; add_p99=$ap
-            ok=$(awk -v r="$rr" -v t="$rt" 'BEGIN { print (r >= t) ? "meets" : "BELOW" }')
-            [ "$ok" = meets ] || verdict="BELOW target"
-            summary+="- wrk -t$t -c$c (throughput): ratio A/B of the median req/s **$rr** (per round: ${pairs% }), target >= $rt: $ok target
+            if [ -n "$rt" ]; then
+                ok=$(awk -v r="$rr" -v t="$rt" 'BEGIN { print (r >= t) ? "meets" : "BELOW" }')
+                [ "$ok" = meets ] || verdict="BELOW target"
+                summary+="- wrk -t$t -c$c (throughput): ratio A/B of the median req/s **$rr** (per round: ${pairs% }), target >= $rt: $ok target
 "
+            else
+                verdict="no target"
+                summary+="- wrk -t$t -c$c (throughput): ratio A/B of the median req/s **$rr** (per round: ${pairs% })
+"
+            fi
             if [ -n "$pt" ]; then
                 ok=$(awk -v a="$ap" -v t="$pt" 'BEGIN { print (a < t) ? "meets" : "BELOW" }')
                 [ "$ok" = meets ] || verdict="BELOW target"
@@ -803,4 +809,16 @@ profile_ab() {
 }
 profile_cmd() {
     echo "perf record -F $profile_hz -e cpu-clock --call-graph dwarf,8192 -p <gateway worker> -- sleep 8 (under wrk -t$threads -c$conns), perf report -n --stdio --no-children --sort dso,sym -g none / --children --sort sym"
+}
+
+# guard: one run of a benchmark at a time (a lock in build/bench), and
+# nothing set up (build/bench/<bench> is wiped) until the machine is quiet
+guard() {
+    mkdir -p "$top/build/bench"
+    exec 9>"$top/build/bench/$bench.lock"
+    if ! flock -n 9; then
+        say "another run of bench/$me is in progress: waiting for it"
+        flock -w "$idle_wait" 9 || die "another run of bench/$me did not end within ${idle_wait}s"
+    fi
+    wait_quiet
 }

@@ -12,7 +12,8 @@
 #   BENCH_THREADS=2     wrk -t
 #   BENCH_SECS=10       seconds per measured round
 #   BENCH_ROUNDS=5      rounds; each measures A then B
-#   BENCH_WARMUP=10     seconds of wrk warm-up per variant (not recorded)
+#   BENCH_WARMUP=10     seconds of wrk warm-up per variant, at 4 x BENCH_CONNS
+#                       (not recorded)
 #   BENCH_PAUSE=6       seconds of rest after each measured run (longer than
 #                       the flush interval, so A's flush lands in no B run)
 #   BENCH_WORKERS=1     nginx worker_processes of each instance (1: the

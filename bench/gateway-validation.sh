@@ -35,6 +35,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
+guard
 make_certs
 setup_base
 scratch_db_create "$db"

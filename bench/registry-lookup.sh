@@ -27,13 +27,13 @@
 # BENCH_ROUNDS, ...), and
 #   BENCH_REGISTRY_CERTS=100000  extra certificates in A's registry
 #   BENCH_ZONE=64m               registry zone size of both
-#   BENCH_TARGET=0.95            the ratio of the median req/s A/B that
-#                                counts as "no measurable difference"
+#   BENCH_TARGET=                a required ratio of the median req/s A/B
+#                                (none by default: the cost is reported)
 me=registry-lookup
 bench=registry-lookup
 source "$(dirname "$0")/gateway-identity-lib.sh"
 
-target=${BENCH_TARGET:-0.95}
+target=${BENCH_TARGET:-}   # none: the issue asks for the cost, not a bound
 big=${BENCH_REGISTRY_CERTS:-100000}
 zone=${BENCH_ZONE:-64m}
 case $big in ''|*[!0-9]*) die "BENCH_REGISTRY_CERTS must be a number" ;; esac
@@ -47,6 +47,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
+guard
 make_certs
 setup_base
 scratch_db_create "$db_few"
@@ -248,11 +249,11 @@ if [ "$record" = 1 ]; then
         echo "$summary"
         echo "$extra"
         echo
-        echo "Verdict (ratio >= $target counts as no measurable difference): $verdict."
+        echo "Verdict: $verdict$([ -n "$target" ] || echo " (the cost is reported: the gateway CPU per request and the req/s ratio above)")."
     )"
 fi
 
 if [ "$strict" = 1 ]; then
-    case $verdict in "meets target") ;; *) exit 3 ;; esac
+    case $verdict in "meets target"|"no target") ;; *) exit 3 ;; esac
 fi
 exit 0

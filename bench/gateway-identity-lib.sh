@@ -761,7 +761,7 @@ append_record() {  # text
 # profile_ab SECONDS: `perf record` (cpu-clock, DWARF call graphs) on each
 # gateway's (first) worker while wrk drives it as in the throughput phase;
 # the requests it served meanwhile from stub_status; listings in $out
-# (perf-{a,b}-self.txt, perf-{a,b}-children.txt) and the comparison
+# (perf-{a,b}-self.txt, perf-{a,b}-children.txt; perf-{a,b}.data) and the comparison
 # (gateway-identity-perf.py) in profile_md.  BENCH_PROFILE: auto (when a
 # target is missed), 1 (always), 0 (never).
 profile=${BENCH_PROFILE:-auto}
@@ -799,7 +799,7 @@ profile_ab() {
     for v in a b; do
         perf report -i "$out/perf-$v.data" -n --stdio --no-children --sort dso,sym -g none \
             >"$out/perf-$v-self.txt" 2>/dev/null || true
-        perf report -i "$out/perf-$v.data" -n --stdio --children --sort sym -g none \
+        perf report -i "$out/perf-$v.data" -n --stdio --children --sort dso,sym -g none \
             >"$out/perf-$v-children.txt" 2>/dev/null || true
     done
     profile_md=$(python3 "$top/bench/gateway-identity-perf.py" "$profile_hz" \
@@ -808,7 +808,7 @@ profile_ab() {
         || profile_md="(comparison failed; listings in build/bench/$bench/out/perf-*.txt)"
 }
 profile_cmd() {
-    echo "perf record -F $profile_hz -e cpu-clock --call-graph dwarf,8192 -p <gateway worker> -- sleep 8 (under wrk -t$threads -c$conns), perf report -n --stdio --no-children --sort dso,sym -g none / --children --sort sym"
+    echo "perf record -F $profile_hz -e cpu-clock --call-graph dwarf,8192 -p <gateway worker> -- sleep 8 (under wrk -t$threads -c$conns), perf report -n --stdio --no-children --sort dso,sym -g none / --children"
 }
 
 # guard: one run of a benchmark at a time (a lock in build/bench), and

@@ -5,7 +5,7 @@ compared per request.
     gateway-identity-perf.py HZ REQ_A SELF_A CHILD_A REQ_B SELF_B CHILD_B
 
 SELF_x: `perf report -n --stdio --no-children --sort dso,sym -g none`
-CHILD_x: `perf report -n --stdio --children --sort sym -g none`
+CHILD_x: `perf report -n --stdio --children --sort dso,sym -g none`
 REQ_x: requests the profiled worker served while perf recorded; HZ: the
 sampling frequency of `perf record -F` (cpu-clock), so one sample stands
 for 1e6/HZ microseconds of CPU.
@@ -40,15 +40,17 @@ def parse_self(path):
 
 
 def parse_children(path):
-    out = {}
+    out = defaultdict(float)
     for line in open(path, errors="replace"):
         if line.startswith("#"):
             continue
-        # children mode: "Children  Self  Samples  Symbol"
-        m = re.match(r"^\s*([\d.]+)%\s+([\d.]+)%\s+(\d+)\s+\[[.kgu]\]\s+(.*?)\s*$", line)
+        # children mode: "Children  Self  Samples  Shared-Object  [.] Symbol"
+        m = re.match(r"^\s*([\d.]+)%\s+([\d.]+)%\s+(\d+)\s+(\S+)\s+\[[.kgu]\]\s+(.*?)\s*$", line)
         if not m:
             continue
-        out[m.group(4)] = float(m.group(1))
+        # one line per (object, symbol): a name in two objects (a PLT
+        # stub and the function) adds up
+        out[m.group(5)] += float(m.group(1))
     return out
 
 
@@ -90,7 +92,7 @@ def main():
         print("| function | A us/request | share of A's profiled CPU |")
         print("| --- | ---: | ---: |")
         want = re.compile(r"^(ngx_http_mealapi_|ngx_mealapi_|HMAC|EVP_|X509_digest|"
-                          r"json_|jansson|pcre2_|ngx_http_read_client_request_body|"
+                          r"json_|mealapi_|pcre2_|ngx_nutripro_|ngx_http_read_client_request_body|"
                           r"ngx_http_proxy_handler|ngx_ssl_|SSL_read|SSL_write|"
                           r"ngx_http_core_run_phases|ngx_process_events_and_timers)")
         rows = [(s, p) for s, p in ca.items() if want.match(s)]

@@ -293,6 +293,15 @@ ngx_http_mealapi_body_digest(ngx_http_request_t *r,
     unsigned int   len;
     u_char         digest[EVP_MAX_MD_SIZE], buf[4096];
 
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+
+        /* no body (most GETs): the SHA-256 of nothing, without hashing */
+
+        ngx_memcpy(ctx->body_sha256, "e3b0c44298fc1c149afbf4c8996fb924"
+                   "27ae41e4649b934ca495991b7852b855", 64);
+        return NGX_OK;
+    }
+
     /*
      * OpenSSL 3 looks algorithms up by name on every implicit use: the
      * digest and its context are kept for the life of the process.

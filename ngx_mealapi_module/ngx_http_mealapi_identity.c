@@ -40,7 +40,7 @@ static EVP_MD_CTX  *ngx_http_mealapi_md;
 
 
 static ngx_int_t ngx_http_mealapi_add_header(ngx_http_request_t *r,
-    ngx_str_t *prefix, const char *name, u_char *value, size_t len);
+    ngx_http_mealapi_header_t *name, u_char *value, size_t len);
 static ngx_table_elt_t *ngx_http_mealapi_find_header(ngx_http_request_t *r,
     ngx_str_t *prefix, const char *name);
 static ngx_int_t ngx_http_mealapi_hmac(ngx_http_request_t *r,
@@ -199,31 +199,19 @@ ngx_http_mealapi_strip_identity(ngx_http_request_t *r, ngx_str_t *prefix)
 
 
 static ngx_int_t
-ngx_http_mealapi_add_header(ngx_http_request_t *r, ngx_str_t *prefix,
-    const char *name, u_char *value, size_t len)
+ngx_http_mealapi_add_header(ngx_http_request_t *r,
+    ngx_http_mealapi_header_t *name, u_char *value, size_t len)
 {
-    size_t            n;
     ngx_table_elt_t  *h;
-
-    n = ngx_strlen(name);
 
     h = ngx_list_push(&r->headers_in.headers);
     if (h == NULL) {
         return NGX_ERROR;
     }
 
-    h->key.len = prefix->len + n;
-    h->key.data = ngx_pnalloc(r->pool, 2 * h->key.len);
-    if (h->key.data == NULL) {
-        h->hash = 0;
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(ngx_cpymem(h->key.data, prefix->data, prefix->len), name, n);
-
-    h->lowcase_key = h->key.data + h->key.len;
-    h->hash = ngx_hash_strlow(h->lowcase_key, h->key.data, h->key.len);
-
+    h->key = name->key;
+    h->lowcase_key = name->lowcase_key;
+    h->hash = name->hash;
     h->value.data = value;
     h->value.len = len;
 #if (nginx_version >= 1023000)
@@ -231,6 +219,48 @@ ngx_http_mealapi_add_header(ngx_http_request_t *r, ngx_str_t *prefix,
 #endif
 
     return NGX_OK;
+}
+
+
+/* the identity headers' names for a prefix, hashed, at configuration */
+
+ngx_http_mealapi_header_t *
+ngx_http_mealapi_header_names(ngx_conf_t *cf, ngx_str_t *prefix)
+{
+    size_t                      n;
+    ngx_uint_t                  i;
+    ngx_http_mealapi_header_t  *hdr;
+
+    static char  *names[NGX_HTTP_MEALAPI_NHEADERS] = {
+        "Tenant-Id", "Tenant", "Plan", "Timestamp", "Body-SHA256",
+        "Signature"
+    };
+
+    hdr = ngx_palloc(cf->pool,
+                     NGX_HTTP_MEALAPI_NHEADERS
+                     * sizeof(ngx_http_mealapi_header_t));
+    if (hdr == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < NGX_HTTP_MEALAPI_NHEADERS; i++) {
+        n = ngx_strlen(names[i]);
+
+        hdr[i].key.len = prefix->len + n;
+        hdr[i].key.data = ngx_pnalloc(cf->pool, 2 * hdr[i].key.len);
+        if (hdr[i].key.data == NULL) {
+            return NULL;
+        }
+
+        ngx_memcpy(ngx_cpymem(hdr[i].key.data, prefix->data, prefix->len),
+                   names[i], n);
+
+        hdr[i].lowcase_key = hdr[i].key.data + hdr[i].key.len;
+        hdr[i].hash = ngx_hash_strlow(hdr[i].lowcase_key, hdr[i].key.data,
+                                      hdr[i].key.len);
+    }
+
+    return hdr;
 }
 
 
@@ -411,8 +441,11 @@ ngx_int_t
 ngx_http_mealapi_sign(ngx_http_request_t *r, ngx_http_mealapi_ctx_t *ctx,
     ngx_http_mealapi_loc_conf_t *mlcf)
 {
-    u_char     *p;
-    ngx_str_t   id;
+    u_char                     *p;
+    ngx_str_t                   id;
+    ngx_http_mealapi_header_t  *h;
+
+    h = mlcf->headers;
 
     p = ngx_pnalloc(r->pool, NGX_INT64_LEN + NGX_TIME_T_LEN + 3 + 64);
     if (p == NULL) {
@@ -443,25 +476,25 @@ ngx_http_mealapi_sign(ngx_http_request_t *r, ngx_http_mealapi_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    if (ngx_http_mealapi_add_header(r, &mlcf->prefix, "Tenant-Id",
+    if (ngx_http_mealapi_add_header(r, &h[NGX_HTTP_MEALAPI_H_TENANT_ID],
                                     id.data, id.len) != NGX_OK
-        || ngx_http_mealapi_add_header(r, &mlcf->prefix, "Tenant",
+        || ngx_http_mealapi_add_header(r, &h[NGX_HTTP_MEALAPI_H_TENANT],
                                        ctx->tenant.slug.data,
                                        ctx->tenant.slug.len) != NGX_OK
-        || ngx_http_mealapi_add_header(r, &mlcf->prefix, "Plan",
+        || ngx_http_mealapi_add_header(r, &h[NGX_HTTP_MEALAPI_H_PLAN],
                                        ctx->tenant.plan.data,
                                        ctx->tenant.plan.len) != NGX_OK
-        || ngx_http_mealapi_add_header(r, &mlcf->prefix, "Timestamp", p,
+        || ngx_http_mealapi_add_header(r, &h[NGX_HTTP_MEALAPI_H_TIMESTAMP], p,
                                        ngx_sprintf(p, "%T", ctx->timestamp)
                                        - p) != NGX_OK
-        || ngx_http_mealapi_add_header(r, &mlcf->prefix, "Body-SHA256",
+        || ngx_http_mealapi_add_header(r, &h[NGX_HTTP_MEALAPI_H_BODY],
                                        ctx->body_sha256, 64) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
     if (ctx->signature.len
-        && ngx_http_mealapi_add_header(r, &mlcf->prefix, "Signature",
+        && ngx_http_mealapi_add_header(r, &h[NGX_HTTP_MEALAPI_H_SIGNATURE],
                                        ctx->signature.data,
                                        ctx->signature.len) != NGX_OK)
     {

@@ -539,6 +539,21 @@ ngx_http_mealapi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    if (conf->headers == NULL) {
+        if (prev->headers && prev->prefix.len == conf->prefix.len
+            && ngx_strncmp(prev->prefix.data, conf->prefix.data,
+                           conf->prefix.len) == 0)
+        {
+            conf->headers = prev->headers;
+
+        } else {
+            conf->headers = ngx_http_mealapi_header_names(cf, &conf->prefix);
+            if (conf->headers == NULL) {
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+
     if (conf->verify && conf->key.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"mealapi_verify_signature\" needs "

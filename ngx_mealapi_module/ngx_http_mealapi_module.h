@@ -167,12 +167,30 @@ typedef struct {
 } ngx_http_mealapi_main_conf_t;
 
 
+/* an identity header's name, prefix included, made once per location */
+
+typedef struct {
+    ngx_str_t                      key;
+    u_char                        *lowcase_key;
+    ngx_uint_t                     hash;
+} ngx_http_mealapi_header_t;
+
+#define NGX_HTTP_MEALAPI_H_TENANT_ID  0
+#define NGX_HTTP_MEALAPI_H_TENANT     1
+#define NGX_HTTP_MEALAPI_H_PLAN       2
+#define NGX_HTTP_MEALAPI_H_TIMESTAMP  3
+#define NGX_HTTP_MEALAPI_H_BODY       4
+#define NGX_HTTP_MEALAPI_H_SIGNATURE  5
+#define NGX_HTTP_MEALAPI_NHEADERS     6
+
+
 typedef struct {
     ngx_flag_t                     enable;
     ngx_array_t                   *routes;      /* ngx_http_mealapi_route_t */
     ngx_str_t                      key;         /* HMAC key */
     EVP_MAC_CTX                   *hmac;        /* keyed with it */
     ngx_str_t                      prefix;      /* identity header prefix */
+    ngx_http_mealapi_header_t     *headers;     /* the names, with it */
     ngx_flag_t                     verify;      /* mealapi_verify_signature */
     ngx_uint_t                     throttle;    /* off, on, dry_run */
     time_t                         max_age;
@@ -243,6 +261,8 @@ ngx_int_t ngx_http_mealapi_verify(ngx_http_request_t *r,
 ngx_int_t ngx_http_mealapi_body_digest(ngx_http_request_t *r,
     ngx_http_mealapi_ctx_t *ctx);
 EVP_MAC_CTX *ngx_http_mealapi_hmac_key(u_char *key, size_t len);
+ngx_http_mealapi_header_t *ngx_http_mealapi_header_names(ngx_conf_t *cf,
+    ngx_str_t *prefix);
 
 /* ngx_http_mealapi_throttle.c */
 char *ngx_http_mealapi_throttle_zone(ngx_conf_t *cf, ngx_command_t *cmd,

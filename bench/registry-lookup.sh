@@ -29,6 +29,8 @@
 #   BENCH_ZONE=64m               registry zone size of both
 #   BENCH_TARGET=                a required ratio of the median req/s A/B
 #                                (none by default: the cost is reported)
+#   BENCH_PROFILE=auto           1: perf profile of both gateways after the
+#                                rounds (auto: only when BENCH_TARGET is missed)
 me=registry-lookup
 bench=registry-lookup
 source "$(dirname "$0")/gateway-identity-lib.sh"
@@ -213,9 +215,9 @@ say "reload: ${reload_wall_ms} ms from NOTIFY to the 'loaded' line (query ${relo
 slab a >"$out/slab-a-after.txt"
 
 check_problems
-if [ "$keep" != 1 ]; then stop_all; fi
-
 report "$target" ""
+if profile_wanted "$verdict"; then profile_ab 8; fi
+if [ "$keep" != 1 ]; then stop_all; fi
 [ -n "$problems" ] && verdict="INVALID ($verdict)"
 
 per_cert=$(awk -v a="$used_a" -v b="$used_b" -v n=$((n_big - n_few)) 'BEGIN { printf "%.0f", (a - b) / n }')
@@ -233,6 +235,7 @@ echo "$table"
 echo
 echo "$summary"
 echo "$extra"
+[ -n "$profile_md" ] && { echo; echo "Profile (gateway worker, A vs B):"; echo; echo "$profile_md"; echo; }
 [ -n "$problems" ] && echo "$me: run NOT valid: $problems" >&2
 echo "logs: build/bench/$bench/{front,a,b,backend}/logs, build/bench/$bench/out"
 
@@ -250,6 +253,12 @@ if [ "$record" = 1 ]; then
         echo "$extra"
         echo
         echo "Verdict: $verdict$([ -n "$target" ] || echo " (the cost is reported: the gateway CPU per request and the req/s ratio above)")."
+        if [ -n "$profile_md" ]; then
+            echo
+            echo "Profile of the gateway worker, A vs B (\`$(profile_cmd)\`):"
+            echo
+            echo "$profile_md"
+        fi
     )"
 fi
 

@@ -37,7 +37,9 @@ typedef struct {
     u_short                        routes_len;
     ngx_queue_t                    queue;       /* every node, for sweeps */
     ngx_uint_t                     generation;
+    int64_t                        cert_id;
     int64_t                        tenant_id;
+    int64_t                        plan_id;
     int64_t                        rate_milli;  /* requests/s x 1000 */
     int64_t                        burst;
     int64_t                        quota;       /* -1: unlimited */

@@ -12,10 +12,16 @@
  *
  * The syncing worker holds a lease in the zone, renewed every 500 ms; when
  * it exits it gives the lease up, when it dies the lease runs out (3 s) and
- * another worker takes over.  It LISTENs on the channel, loads the whole
- * registry view whenever LISTEN is (re)established, on every notification
- * and every "resync" interval, and marks-and-sweeps the tree.  While the
- * database is away the last good registry stays in force.
+ * another worker takes over.  It LISTENs on the channel and loads the whole
+ * registry view whenever LISTEN is (re)established and every "resync"
+ * interval, marking the nodes it finds and sweeping the rest.  A
+ * notification that names a certificate, tenant or plan loads the rows of
+ * those only (ids notified while a query runs are asked for together) and
+ * sweeps their nodes that are no longer in the view; any other
+ * notification, or more than NGX_HTTP_MEALAPI_IDS ids of one kind, loads
+ * the whole view.  Answers go into the tree NGX_HTTP_MEALAPI_BATCH rows per
+ * turn of the event loop.  While the database is away the last good
+ * registry stays in force.
  */
 
 
@@ -28,17 +34,51 @@
 
 #define NGX_HTTP_MEALAPI_LEASE  3000
 #define NGX_HTTP_MEALAPI_TICK   500
+#define NGX_HTTP_MEALAPI_BATCH  1000    /* rows applied per event loop turn */
+#define NGX_HTTP_MEALAPI_IDS    64      /* ids of one kind in one change */
+
+/* what a notification names */
+#define NGX_HTTP_MEALAPI_CERT    0
+#define NGX_HTTP_MEALAPI_TENANT  1
+#define NGX_HTTP_MEALAPI_PLAN    2
+#define NGX_HTTP_MEALAPI_KINDS   3
+
+
+typedef struct {
+    ngx_uint_t                     n;
+    int64_t                        id[NGX_HTTP_MEALAPI_IDS];
+} ngx_http_mealapi_ids_t;
 
 
 typedef struct {
     ngx_http_mealapi_registry_t   *reg;
     ngx_event_t                    tick;
+    ngx_event_t                    apply;
     ngx_pgasync_listen_t           listen;
-    ngx_pgasync_op_t               op;
+    ngx_pgasync_op_t               full_op;
+    ngx_pgasync_op_t               change_op;
+
+    /* ids notified and not yet asked for; the ids of the change in hand */
+    ngx_http_mealapi_ids_t         notified[NGX_HTTP_MEALAPI_KINDS];
+    ngx_http_mealapi_ids_t         changed[NGX_HTTP_MEALAPI_KINDS];
+    const char                    *values[NGX_HTTP_MEALAPI_KINDS];
+    u_char                         arrays[NGX_HTTP_MEALAPI_KINDS]
+                                       [NGX_HTTP_MEALAPI_IDS
+                                        * (NGX_INT64_LEN + 1) + 3];
+
+    /* the answer being applied, NGX_HTTP_MEALAPI_BATCH rows at a time */
+    PGresult                      *res;
+    int                            row;
+    ngx_uint_t                     generation;
+    ngx_uint_t                     bad;
+    ngx_uint_t                     turns;
+    ngx_msec_t                     query_time;
     ngx_msec_t                     next_resync;
+
     unsigned                       owner:1;
-    unsigned                       loading:1;
-    unsigned                       pending:1;
+    unsigned                       loading:1;   /* a query or an apply */
+    unsigned                       full:1;      /* ... of the whole view */
+    unsigned                       pending:1;   /* a full load is due */
 } ngx_http_mealapi_sync_t;
 
 
@@ -51,8 +91,15 @@ static ngx_http_mealapi_reg_node_t *ngx_http_mealapi_reg_find(
 static ngx_uint_t ngx_http_mealapi_route_allowed(
     ngx_http_mealapi_reg_node_t *rn, ngx_str_t *name);
 static void ngx_http_mealapi_sync_tick(ngx_event_t *ev);
-static void ngx_http_mealapi_sync_load(ngx_http_mealapi_sync_t *sync);
+static void ngx_http_mealapi_sync_stop(ngx_http_mealapi_sync_t *sync);
+static void ngx_http_mealapi_sync_next(ngx_http_mealapi_sync_t *sync);
 static void ngx_http_mealapi_sync_loaded(ngx_pgasync_op_t *op);
+static void ngx_http_mealapi_sync_apply(ngx_event_t *ev);
+static void ngx_http_mealapi_sync_sweep(ngx_http_mealapi_sync_t *sync);
+static ngx_int_t ngx_http_mealapi_sync_cmp_id(const void *one,
+    const void *two);
+static ngx_uint_t ngx_http_mealapi_sync_changed(ngx_http_mealapi_sync_t *sync,
+    ngx_http_mealapi_reg_node_t *rn);
 static void ngx_http_mealapi_sync_ready(ngx_pgasync_listen_t *ls);
 static void ngx_http_mealapi_sync_notify(ngx_pgasync_listen_t *ls,
     const char *payload);
@@ -64,14 +111,30 @@ static ngx_msec_t ngx_http_mealapi_wall_msec(void);
 static ngx_http_mealapi_sync_t  ngx_http_mealapi_sync;
 
 
+#define NGX_HTTP_MEALAPI_REGISTRY_COLUMNS                                    \
+    "SELECT fingerprint, cert_status = 'revoked', tenant_status = 'suspended',"\
+    " extract(epoch FROM not_before)::bigint,"                                \
+    " extract(epoch FROM not_after)::bigint,"                                 \
+    " tenant_id, tenant_slug, tenant_name, plan_name,"                        \
+    " (rate_per_sec * 1000)::bigint, burst, coalesce(monthly_quota, -1),"     \
+    " routes IS NULL, coalesce(array_to_string(routes, ','), ''),"            \
+    " cert_id, plan_id FROM gateway_registry"
+
+#define NGX_HTTP_MEALAPI_REGISTRY_NFIELDS  16
+
+
 static const char  ngx_http_mealapi_registry_sql[] =
-    "SELECT fingerprint, cert_status = 'revoked', tenant_status = 'suspended',"
-    " extract(epoch FROM not_before)::bigint,"
-    " extract(epoch FROM not_after)::bigint,"
-    " tenant_id, tenant_slug, tenant_name, plan_name,"
-    " (rate_per_sec * 1000)::bigint, burst, coalesce(monthly_quota, -1),"
-    " routes IS NULL, coalesce(array_to_string(routes, ','), '')"
-    " FROM gateway_registry";
+    NGX_HTTP_MEALAPI_REGISTRY_COLUMNS;
+
+
+/* the rows of the certificates, tenants and plans a notification named */
+
+static const char  ngx_http_mealapi_registry_change_sql[] =
+    NGX_HTTP_MEALAPI_REGISTRY_COLUMNS " WHERE cert_id = ANY($1::bigint[])"
+    " UNION ALL " NGX_HTTP_MEALAPI_REGISTRY_COLUMNS
+    " WHERE tenant_id = ANY($2::bigint[])"
+    " UNION ALL " NGX_HTTP_MEALAPI_REGISTRY_COLUMNS
+    " WHERE plan_id = ANY($3::bigint[])";
 
 
 char *
@@ -478,6 +541,7 @@ ngx_int_t
 ngx_http_mealapi_registry_init_process(ngx_cycle_t *cycle,
     ngx_http_mealapi_registry_t *reg)
 {
+    ngx_uint_t                k;
     ngx_http_mealapi_sync_t  *sync;
 
     if (ngx_process != NGX_PROCESS_WORKER
@@ -496,17 +560,33 @@ ngx_http_mealapi_registry_init_process(ngx_cycle_t *cycle,
     sync->tick.log = cycle->log;
     sync->tick.cancelable = 1;
 
+    sync->apply.handler = ngx_http_mealapi_sync_apply;
+    sync->apply.data = sync;
+    sync->apply.log = cycle->log;
+
     sync->listen.db = reg->db;
     sync->listen.channel = (char *) reg->channel.data;
     sync->listen.ready = ngx_http_mealapi_sync_ready;
     sync->listen.notify = ngx_http_mealapi_sync_notify;
     sync->listen.data = sync;
 
-    sync->op.name = "registry_load";
-    sync->op.sql = ngx_http_mealapi_registry_sql;
-    sync->op.handler = ngx_http_mealapi_sync_loaded;
-    sync->op.data = sync;
-    sync->op.log = cycle->log;
+    sync->full_op.name = "registry_load";
+    sync->full_op.sql = ngx_http_mealapi_registry_sql;
+    sync->full_op.handler = ngx_http_mealapi_sync_loaded;
+    sync->full_op.data = sync;
+    sync->full_op.log = cycle->log;
+
+    for (k = 0; k < NGX_HTTP_MEALAPI_KINDS; k++) {
+        sync->values[k] = (const char *) sync->arrays[k];
+    }
+
+    sync->change_op.name = "registry_change";
+    sync->change_op.sql = ngx_http_mealapi_registry_change_sql;
+    sync->change_op.nparams = NGX_HTTP_MEALAPI_KINDS;
+    sync->change_op.values = sync->values;
+    sync->change_op.handler = ngx_http_mealapi_sync_loaded;
+    sync->change_op.data = sync;
+    sync->change_op.log = cycle->log;
 
     ngx_add_timer(&sync->tick, 1);
 
@@ -529,14 +609,8 @@ ngx_http_mealapi_registry_exit_process(ngx_http_mealapi_registry_t *reg)
         ngx_del_timer(&sync->tick);
     }
 
-    if (sync->loading) {
-        ngx_pgasync_cancel(&sync->op);
-        sync->loading = 0;
-    }
-
     if (sync->owner) {
-        ngx_pgasync_listen_stop(&sync->listen);
-        sync->owner = 0;
+        ngx_http_mealapi_sync_stop(sync);
 
         ngx_shmtx_lock(&reg->shpool->mutex);
 
@@ -605,20 +679,15 @@ ngx_http_mealapi_sync_tick(ngx_event_t *ev)
         ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
                       "mealapi registry: sync lease lost");
 
-        sync->owner = 0;
-        ngx_pgasync_listen_stop(&sync->listen);
-
-        if (sync->loading) {
-            ngx_pgasync_cancel(&sync->op);
-            sync->loading = 0;
-        }
+        ngx_http_mealapi_sync_stop(sync);
     }
 
-    if (sync->owner
-        && (sync->pending
-            || (ngx_msec_int_t) (ngx_current_msec - sync->next_resync) >= 0))
-    {
-        ngx_http_mealapi_sync_load(sync);
+    if (sync->owner) {
+        if ((ngx_msec_int_t) (ngx_current_msec - sync->next_resync) >= 0) {
+            sync->pending = 1;
+        }
+
+        ngx_http_mealapi_sync_next(sync);
     }
 
     if (sync->owner && reg->sh->loaded) {
@@ -631,41 +700,197 @@ ngx_http_mealapi_sync_tick(ngx_event_t *ev)
 }
 
 
+/* this worker no longer syncs: the query or the apply in hand is dropped */
+
+static void
+ngx_http_mealapi_sync_stop(ngx_http_mealapi_sync_t *sync)
+{
+    sync->owner = 0;
+    ngx_pgasync_listen_stop(&sync->listen);
+
+    if (sync->apply.posted) {
+        ngx_delete_posted_event(&sync->apply);
+    }
+
+    if (sync->res) {
+        PQclear(sync->res);
+        sync->res = NULL;
+    }
+
+    ngx_pgasync_cancel(&sync->full_op);
+    ngx_pgasync_cancel(&sync->change_op);
+
+    sync->loading = 0;
+    sync->pending = 0;
+    ngx_memzero(sync->notified, sizeof(sync->notified));
+}
+
+
 static void
 ngx_http_mealapi_sync_ready(ngx_pgasync_listen_t *ls)
 {
+    ngx_http_mealapi_sync_t  *sync;
+
     /* LISTEN is in force (again): whatever was missed is loaded now */
 
-    ngx_http_mealapi_sync_load(ls->data);
+    sync = ls->data;
+    sync->pending = 1;
+
+    ngx_http_mealapi_sync_next(sync);
 }
 
+
+/*
+ * A payload "<table>:<op>:<id>" from the triggers of 007_gateway_registry
+ * asks for the rows of that certificate, tenant or plan only; anything
+ * else, or more ids than one change holds, for the whole view.
+ */
 
 static void
 ngx_http_mealapi_sync_notify(ngx_pgasync_listen_t *ls, const char *payload)
 {
+    u_char                   *p, *last;
+    int64_t                   id;
+    ngx_uint_t                i, kind;
+    ngx_http_mealapi_ids_t   *ids;
+    ngx_http_mealapi_sync_t  *sync;
+
+    static ngx_str_t  tables[] = {
+        ngx_string("tenant_certificates:"),
+        ngx_string("tenants:"),
+        ngx_string("plans:")
+    };
+
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ls->db->log, 0,
                    "mealapi registry: notified \"%s\"", payload);
 
-    ngx_http_mealapi_sync_load(ls->data);
+    sync = ls->data;
+
+    if (sync->pending) {
+        return;
+    }
+
+    p = (u_char *) payload;
+    last = p + ngx_strlen(p);
+
+    for (kind = 0; kind < NGX_HTTP_MEALAPI_KINDS; kind++) {
+        if ((size_t) (last - p) > tables[kind].len
+            && ngx_strncmp(p, tables[kind].data, tables[kind].len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (kind == NGX_HTTP_MEALAPI_KINDS) {
+        goto full;
+    }
+
+    p = (u_char *) ngx_strlchr(p + tables[kind].len, last, ':');
+
+    if (p == NULL || last == ++p
+        || (size_t) (last - p) > NGX_INT64_LEN - 1)
+    {
+        goto full;
+    }
+
+    id = ngx_atoof(p, last - p);
+
+    if (id == NGX_ERROR) {
+        goto full;
+    }
+
+    ids = &sync->notified[kind];
+
+    for (i = 0; i < ids->n; i++) {
+        if (ids->id[i] == id) {
+            goto next;
+        }
+    }
+
+    if (ids->n == NGX_HTTP_MEALAPI_IDS) {
+        goto full;
+    }
+
+    ids->id[ids->n++] = id;
+
+    goto next;
+
+full:
+
+    sync->pending = 1;
+
+next:
+
+    ngx_http_mealapi_sync_next(sync);
 }
 
 
+/* starts the next query: the whole view if due, else the notified rows */
+
 static void
-ngx_http_mealapi_sync_load(ngx_http_mealapi_sync_t *sync)
+ngx_http_mealapi_sync_next(ngx_http_mealapi_sync_t *sync)
 {
-    if (sync->loading) {
+    u_char                   *p;
+    ngx_uint_t                i, k, n;
+    ngx_pgasync_op_t         *op;
+    ngx_http_mealapi_ids_t   *ids;
+
+    if (sync->loading || !sync->owner) {
+        return;
+    }
+
+    if (sync->pending) {
+
+        /* the whole view answers every notification received so far */
+
+        ngx_memzero(sync->notified, sizeof(sync->notified));
+
+        if (ngx_pgasync_query(sync->reg->db, &sync->full_op) == NGX_BUSY) {
+            return;
+        }
+
+        sync->pending = 0;
+        sync->full = 1;
+        sync->loading = 1;
+        sync->next_resync = ngx_current_msec + sync->reg->resync;
+
+        return;
+    }
+
+    n = 0;
+
+    for (k = 0; k < NGX_HTTP_MEALAPI_KINDS; k++) {
+        ids = &sync->notified[k];
+        n += ids->n;
+
+        p = ngx_cpymem(sync->arrays[k], "{", 1);
+
+        for (i = 0; i < ids->n; i++) {
+            p = ngx_sprintf(p, i ? ",%L" : "%L", ids->id[i]);
+        }
+
+        *p++ = '}';
+        *p = '\0';
+    }
+
+    if (n == 0) {
+        return;
+    }
+
+    ngx_memcpy(sync->changed, sync->notified, sizeof(sync->notified));
+    ngx_memzero(sync->notified, sizeof(sync->notified));
+
+    op = &sync->change_op;
+
+    if (ngx_pgasync_query(sync->reg->db, op) == NGX_BUSY) {
+
+        /* the notified ids are gone: the whole view repairs that */
+
         sync->pending = 1;
         return;
     }
 
-    sync->pending = 0;
-    sync->next_resync = ngx_current_msec + sync->reg->resync;
-
-    if (ngx_pgasync_query(sync->reg->db, &sync->op) == NGX_BUSY) {
-        sync->pending = 1;
-        return;
-    }
-
+    sync->full = 0;
     sync->loading = 1;
 }
 
@@ -673,65 +898,165 @@ ngx_http_mealapi_sync_load(ngx_http_mealapi_sync_t *sync)
 static void
 ngx_http_mealapi_sync_loaded(ngx_pgasync_op_t *op)
 {
-    int                            i, n;
-    ngx_uint_t                     generation, bad;
-    ngx_queue_t                   *q, *next;
-    ngx_http_mealapi_sync_t       *sync;
-    ngx_http_mealapi_reg_sh_t     *sh;
-    ngx_http_mealapi_reg_node_t   *rn;
-    ngx_http_mealapi_registry_t   *reg;
+    ngx_http_mealapi_sync_t    *sync;
+    ngx_http_mealapi_reg_sh_t  *sh;
 
     sync = op->data;
-    reg = sync->reg;
+    sh = sync->reg->sh;
     sync->loading = 0;
 
-    if (op->status != NGX_PGASYNC_OK || PQnfields(op->res) != 14) {
+    if (op->status != NGX_PGASYNC_OK
+        || PQnfields(op->res) != NGX_HTTP_MEALAPI_REGISTRY_NFIELDS)
+    {
         ngx_log_error(NGX_LOG_ERR, op->log, 0,
-                      "mealapi registry: load failed (%s), "
+                      "mealapi registry: %s failed (%s), "
                       "the registry in force stays",
+                      sync->full ? "load" : "change",
                       ngx_pgasync_status_text(op->status));
-        goto done;
+
+        if (!sync->full) {
+            /* the whole view, at the next tick */
+            sync->pending = 1;
+        }
+
+        return;
     }
 
-    sh = reg->sh;
-    n = PQntuples(op->res);
-    bad = 0;
-
     /*
-     * Only the lease holder applies a load: a worker that lost the lease
-     * while its query ran would apply an older snapshot.  The generation
-     * is reserved under the lock, so two loads never share one.
+     * Only the lease holder applies an answer: a worker that lost the
+     * lease while its query ran would apply an older snapshot.  The
+     * generation is reserved under the lock, so two never share one.
      */
 
-    ngx_shmtx_lock(&reg->shpool->mutex);
+    ngx_shmtx_lock(&sync->reg->shpool->mutex);
 
     if (sh->owner != ngx_pid
         || sh->lease_until < ngx_http_mealapi_wall_msec())
     {
-        ngx_shmtx_unlock(&reg->shpool->mutex);
+        ngx_shmtx_unlock(&sync->reg->shpool->mutex);
         ngx_log_error(NGX_LOG_NOTICE, op->log, 0,
                       "mealapi registry: lease lost, load discarded");
-        goto done;
+        return;
     }
 
-    generation = ++sh->generation;
+    sync->generation = ++sh->generation;
 
-    ngx_shmtx_unlock(&reg->shpool->mutex);
+    ngx_shmtx_unlock(&sync->reg->shpool->mutex);
 
-    for (i = 0; i < n; i++) {
-        if (ngx_http_mealapi_sync_row(reg, op->res, i, generation) != NGX_OK) {
-            bad++;
+    sync->res = op->res;
+    op->res = NULL;
+
+    sync->row = 0;
+    sync->bad = 0;
+    sync->turns = 0;
+    sync->query_time = op->query_time;
+    sync->loading = 1;
+
+    ngx_http_mealapi_sync_apply(&sync->apply);
+}
+
+
+/*
+ * The answer goes into the tree NGX_HTTP_MEALAPI_BATCH rows per turn of
+ * the event loop, so that a registry of 100,000 certificates does not stop
+ * this worker's requests while it is applied.
+ */
+
+static void
+ngx_http_mealapi_sync_apply(ngx_event_t *ev)
+{
+    int                       n, last;
+    ngx_http_mealapi_sync_t  *sync;
+
+    sync = ev->data;
+
+    n = PQntuples(sync->res);
+    last = ngx_min(n, sync->row + NGX_HTTP_MEALAPI_BATCH);
+
+    for ( /* void */ ; sync->row < last; sync->row++) {
+        if (ngx_http_mealapi_sync_row(sync->reg, sync->res, sync->row,
+                                      sync->generation)
+            != NGX_OK)
+        {
+            sync->bad++;
         }
     }
 
-    ngx_shmtx_lock(&reg->shpool->mutex);
+    sync->turns++;
 
-    if (sh->generation != generation) {
+    if (sync->row < n) {
+        ngx_post_event(ev, &ngx_posted_next_events);
+        return;
+    }
+
+    ngx_http_mealapi_sync_sweep(sync);
+
+    if (sync->bad) {
+        ngx_log_error(NGX_LOG_ALERT, ev->log, 0,
+                      "mealapi registry: %ui of %d certificates not "
+                      "loaded (invalid or zone full): they are refused",
+                      sync->bad, n);
+    }
+
+    PQclear(sync->res);
+    sync->res = NULL;
+    sync->loading = 0;
+
+    if (sync->full) {
+        ngx_log_error(NGX_LOG_INFO, ev->log, 0,
+                      "mealapi registry: loaded %d certificates in %M ms, "
+                      "applied in %ui turns", n, sync->query_time,
+                      sync->turns);
+
+        ngx_http_mealapi_quota_load(ngx_http_cycle_get_module_main_conf(
+                                        ngx_cycle, ngx_mealapi_module),
+                                    ev->log);
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, ev->log, 0,
+                      "mealapi registry: changed %ui certificates, "
+                      "%ui tenants, %ui plans: %d certificates in %M ms",
+                      sync->changed[NGX_HTTP_MEALAPI_CERT].n,
+                      sync->changed[NGX_HTTP_MEALAPI_TENANT].n,
+                      sync->changed[NGX_HTTP_MEALAPI_PLAN].n,
+                      n, sync->query_time);
+    }
+
+    ngx_http_mealapi_sync_next(sync);
+}
+
+
+/*
+ * What the answer did not mark goes: after the whole view, every such
+ * node; after a change, those of the named certificates, tenants and plans.
+ */
+
+static void
+ngx_http_mealapi_sync_sweep(ngx_http_mealapi_sync_t *sync)
+{
+    ngx_uint_t                    k;
+    ngx_queue_t                  *q, *next;
+    ngx_rbtree_node_t            *node;
+    ngx_http_mealapi_reg_sh_t    *sh;
+    ngx_http_mealapi_reg_node_t  *rn;
+
+    if (!sync->full) {
+        for (k = 0; k < NGX_HTTP_MEALAPI_KINDS; k++) {
+            ngx_sort(sync->changed[k].id, sync->changed[k].n,
+                     sizeof(int64_t), ngx_http_mealapi_sync_cmp_id);
+        }
+    }
+
+    sh = sync->reg->sh;
+
+    ngx_shmtx_lock(&sync->reg->shpool->mutex);
+
+    if (sh->generation != sync->generation || sh->owner != ngx_pid) {
 
         /* another load began meanwhile: it sweeps, not this one */
 
-        ngx_shmtx_unlock(&reg->shpool->mutex);
-        goto done;
+        ngx_shmtx_unlock(&sync->reg->shpool->mutex);
+        return;
     }
 
     for (q = ngx_queue_head(&sh->queue);
@@ -741,47 +1066,81 @@ ngx_http_mealapi_sync_loaded(ngx_pgasync_op_t *op)
         next = ngx_queue_next(q);
         rn = ngx_queue_data(q, ngx_http_mealapi_reg_node_t, queue);
 
-        if (rn->generation != generation) {
-            ngx_queue_remove(q);
-            ngx_rbtree_delete(&sh->rbtree, (ngx_rbtree_node_t *)
-                              ((u_char *) rn
-                               - offsetof(ngx_rbtree_node_t, color)));
-            ngx_slab_free_locked(reg->shpool, (u_char *) rn
-                                 - offsetof(ngx_rbtree_node_t, color));
-            sh->count--;
+        if (rn->generation == sync->generation
+            || (!sync->full && !ngx_http_mealapi_sync_changed(sync, rn)))
+        {
+            continue;
+        }
+
+        node = (ngx_rbtree_node_t *)
+                   ((u_char *) rn - offsetof(ngx_rbtree_node_t, color));
+
+        ngx_queue_remove(q);
+        ngx_rbtree_delete(&sh->rbtree, node);
+        ngx_slab_free_locked(sync->reg->shpool, node);
+        sh->count--;
+    }
+
+    if (sync->full) {
+        sh->loaded = 1;
+        sh->loaded_at = ngx_time();
+    }
+
+    ngx_shmtx_unlock(&sync->reg->shpool->mutex);
+}
+
+
+static ngx_int_t
+ngx_http_mealapi_sync_cmp_id(const void *one, const void *two)
+{
+    int64_t  a, b;
+
+    a = *(const int64_t *) one;
+    b = *(const int64_t *) two;
+
+    return (a > b) - (a < b);
+}
+
+
+static ngx_uint_t
+ngx_http_mealapi_sync_has_id(ngx_http_mealapi_ids_t *ids, int64_t id)
+{
+    ngx_uint_t  lo, hi, mid;
+
+    lo = 0;
+    hi = ids->n;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+
+        if (ids->id[mid] == id) {
+            return 1;
+        }
+
+        if (ids->id[mid] < id) {
+            lo = mid + 1;
+
+        } else {
+            hi = mid;
         }
     }
 
-    sh->loaded = 1;
-    sh->loaded_at = ngx_time();
+    return 0;
+}
 
-    ngx_shmtx_unlock(&reg->shpool->mutex);
 
-    if (bad) {
-        ngx_log_error(NGX_LOG_ALERT, op->log, 0,
-                      "mealapi registry: %ui of %d certificates not "
-                      "loaded (invalid or zone full): they are refused",
-                      bad, n);
-    }
+/* the node belongs to a certificate, tenant or plan of the change */
 
-    ngx_log_error(NGX_LOG_INFO, op->log, 0,
-                  "mealapi registry: loaded %d certificates in %M ms",
-                  n, op->query_time);
-
-    ngx_http_mealapi_quota_load(ngx_http_cycle_get_module_main_conf(
-                                    ngx_cycle, ngx_mealapi_module),
-                                op->log);
-
-done:
-
-    if (op->res) {
-        PQclear(op->res);
-        op->res = NULL;
-    }
-
-    if (sync->pending && sync->owner) {
-        ngx_http_mealapi_sync_load(sync);
-    }
+static ngx_uint_t
+ngx_http_mealapi_sync_changed(ngx_http_mealapi_sync_t *sync,
+    ngx_http_mealapi_reg_node_t *rn)
+{
+    return ngx_http_mealapi_sync_has_id(&sync->changed[NGX_HTTP_MEALAPI_CERT],
+                                        rn->cert_id)
+           || ngx_http_mealapi_sync_has_id(
+                  &sync->changed[NGX_HTTP_MEALAPI_TENANT], rn->tenant_id)
+           || ngx_http_mealapi_sync_has_id(
+                  &sync->changed[NGX_HTTP_MEALAPI_PLAN], rn->plan_id);
 }
 
 
@@ -819,7 +1178,7 @@ ngx_http_mealapi_sync_row(ngx_http_mealapi_registry_t *reg, PGresult *res,
     ngx_int_t                     b;
     ngx_uint_t                    i;
     int64_t                       not_before, not_after, tenant, rate, burst,
-                                  quota;
+                                  quota, cert, plan_id;
     ngx_rbtree_node_t            *node;
     ngx_http_mealapi_reg_sh_t    *sh;
     ngx_http_mealapi_reg_node_t  *rn;
@@ -844,7 +1203,9 @@ ngx_http_mealapi_sync_row(ngx_http_mealapi_registry_t *reg, PGresult *res,
         || ngx_http_mealapi_sync_int(res, row, 5, &tenant) != NGX_OK
         || ngx_http_mealapi_sync_int(res, row, 9, &rate) != NGX_OK
         || ngx_http_mealapi_sync_int(res, row, 10, &burst) != NGX_OK
-        || ngx_http_mealapi_sync_int(res, row, 11, &quota) != NGX_OK)
+        || ngx_http_mealapi_sync_int(res, row, 11, &quota) != NGX_OK
+        || ngx_http_mealapi_sync_int(res, row, 14, &cert) != NGX_OK
+        || ngx_http_mealapi_sync_int(res, row, 15, &plan_id) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -926,7 +1287,9 @@ ngx_http_mealapi_sync_row(ngx_http_mealapi_registry_t *reg, PGresult *res,
     rn->all_routes = PQgetvalue(res, row, 12)[0] == 't';
     rn->not_before = (time_t) not_before;
     rn->not_after = (time_t) not_after;
+    rn->cert_id = cert;
     rn->tenant_id = tenant;
+    rn->plan_id = plan_id;
     rn->rate_milli = rate;
     rn->burst = burst;
     rn->quota = quota;

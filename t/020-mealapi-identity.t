@@ -17,6 +17,37 @@ use Time::HiRes qw(time sleep);
 
 no_shuffle();
 
+# polls a URL until it answers $want (3 s at most): (status, body, seconds)
+sub wait_status {
+    my ($url, $want) = @_;
+    my $t0 = time;
+    my ($st, $body);
+    while (time - $t0 < 3) {
+        ($st, $body) = curl_get($url);
+        last if $st == $want;
+        sleep 0.02;
+    }
+    return ($st, $body, time - $t0);
+}
+
+sub log_has {
+    my $re = shift;
+    my $root = $ENV{TEST_NGINX_SERVROOT} || Test::Nginx::Socket::server_root();
+    open my $f, '<', "$root/logs/error.log" or return 0;
+    while (<$f>) { return 1 if /$re/ }
+    return 0;
+}
+
+sub wait_log {
+    my $re = shift;
+    my $t0 = time;
+    while (time - $t0 < 5) {
+        return 1 if log_has($re);
+        sleep 0.05;
+    }
+    return 0;
+}
+
 our $TenantA = gateway_fixture();
 our $Base = "http://127.0.0.1:" . ($ENV{TEST_NGINX_SERVER_PORT}
                                    || $ENV{TEST_NGINX_PORT} || 1984);
@@ -497,3 +528,87 @@ my $msg = join "\n", 'v1', $ts, 'POST', '/v1/samples?draft=yes', $tenant, $diges
 is($sig, 'v1=' . hmac_sha256_hex($msg, $key), "$name: the HMAC over the documented string");
 ok(abs($ts - time) < 5, "$name: a current timestamp");
 is($tenant, $::TenantA, "$name: the tenant's id");
+
+
+
+=== TEST 22: a deleted certificate is refused within a second, by a change
+--- request
+GET /a/v1/samples
+--- nutripro_check
+my ($st) = curl_get("$Base/b/v1/samples");
+is($st, 200, "$name: served before");
+psql("DELETE FROM tenant_certificates WHERE subject = 'CN=tenant-b'");
+my ($st2, $body, $dt) = wait_status("$Base/b/v1/samples", 403);
+like($body, qr/unknown-certificate/, "$name: unknown once deleted");
+ok($dt < 1, "$name: within a second ($dt s)");
+ok(wait_log(qr/mealapi registry: changed 1 certificates, 0 tenants, 0 plans: 0 certificates/),
+   "$name: only that certificate was asked for");
+($st) = curl_get("$Base/a/v1/samples");
+is($st, 200, "$name: the other tenants stay");
+gateway_fixture();
+--- no_error_log
+[error]
+
+
+
+=== TEST 23: a deleted tenant's certificates are refused within a second
+--- request
+GET /a/v1/samples
+--- nutripro_check
+psql("UPDATE tenants SET deleted_at = now() WHERE slug = 'tenant-b'");
+my ($st, $body, $dt) = wait_status("$Base/b/v1/samples", 403);
+like($body, qr/unknown-certificate/, "$name: unknown once the tenant is deleted");
+ok($dt < 1, "$name: within a second ($dt s)");
+ok(wait_log(qr/mealapi registry: changed 0 certificates, 1 tenants, 0 plans: 0 certificates/),
+   "$name: only that tenant was asked for");
+gateway_fixture();
+($st) = wait_status("$Base/b/v1/samples", 200);
+is($st, 200, "$name: served again once restored");
+
+
+
+=== TEST 24: a plan's routes, changed, apply to its tenants within a second
+--- request
+GET /a/v1/samples
+--- nutripro_check
+my ($st, $body) = curl_get("$Base/b/v1/generations/42");
+is($st, 403, "$name: outside the plan before");
+like($body, qr/route-not-in-plan/, "$name: as not in the plan");
+psql("UPDATE plans SET routes = '{samples.list,generations.get}' WHERE name = 'test-limited'");
+my $dt;
+($st, $body, $dt) = wait_status("$Base/b/v1/generations/42", 200);
+is($st, 200, "$name: allowed once the plan has the route");
+ok($dt < 1, "$name: within a second ($dt s)");
+ok(wait_log(qr/mealapi registry: changed 0 certificates, 0 tenants, 1 plans: 1 certificates/),
+   "$name: only that plan's certificates were asked for");
+psql("UPDATE plans SET routes = '{samples.list}' WHERE name = 'test-limited'");
+($st) = wait_status("$Base/b/v1/generations/42", 403);
+is($st, 403, "$name: refused again");
+--- no_error_log
+[error]
+
+
+
+=== TEST 25: more changes than one query holds: the whole view, applied in turns
+--- request
+GET /a/v1/samples
+--- nutripro_check
+ok(wait_log(qr/mealapi registry: loaded \d+ certificates/), "$name: first load");
+psql(<<'SQL');
+INSERT INTO tenant_certificates (tenant_id, fingerprint_sha256, subject, serial, not_before, not_after)
+SELECT t.id, sha256(convert_to('nutripro test bulk ' || i, 'UTF8')), 'CN=test-bulk', '01',
+       now() - interval '1 day', now() + interval '1 day'
+FROM tenants t, generate_series(1, 2100) i WHERE t.slug = 'tenant-a'
+SQL
+ok(wait_log(qr/mealapi registry: loaded (\d{4}) certificates in \d+ ms, applied in 3 turns/),
+   "$name: 2100 notifications: one load of the whole view, in three turns");
+my ($st) = curl_get("$Base/a/v1/samples");
+is($st, 200, "$name: served meanwhile");
+psql("DELETE FROM tenant_certificates WHERE subject = 'CN=test-bulk'");
+ok(wait_log(qr/mealapi registry: loaded \d{1,3} certificates in \d+ ms, applied in 1 turns/),
+   "$name: and swept again");
+($st) = curl_get("$Base/b/v1/samples");
+is($st, 200, "$name: every tenant served after");
+--- no_error_log
+[error]
+[alert]

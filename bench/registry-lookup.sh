@@ -14,8 +14,9 @@
 # harness of gateway-identity-lib.sh), A and B alternating.
 #
 # Also reported: the first load's time (nginx start to the "loaded" line,
-# and the query time that line gives), a reload's time (NOTIFY to the
-# "loaded" line) and how long it stalls a request in flight, and the
+# and the query time that line gives), the time of a whole load and of a
+# one-certificate change (NOTIFY to the "loaded" or "changed" line) and
+# how long each stalls a request in flight, and the
 # registry zone's use read from its slab allocator (registry-lookup-slab.py).
 #
 # The tenants live in two scratch databases (schema-only copies of
@@ -125,15 +126,16 @@ wait_pg
 pg_start0=$(pg_started)
 
 # the Nth "loaded" line of an instance, waiting for it (120 s at most)
-loaded_line() {  # instance n
+log_line() {  # instance pattern n
     local i
     for ((i = 0; i < 6000; i++)); do
-        l=$(grep 'mealapi registry: loaded [0-9]* certificates' "$base/$1/logs/error.log" 2>/dev/null | sed -n "$2p")
+        l=$(grep "mealapi registry: $2" "$base/$1/logs/error.log" 2>/dev/null | sed -n "$3p")
         [ -n "$l" ] && { echo "$l"; return 0; }
         sleep 0.02
     done
-    die "$1: no registry load after 120 s"
+    die "$1: no '$2' line after 120 s"
 }
+loaded_line() { log_line "$1" 'loaded [0-9]* certificates' "$2"; }  # instance n
 
 say "starting backend :$be_port, front :$front_port, gateway B :$gw_b"
 for i in backend front b; do inst_start "$i"; done
@@ -182,36 +184,48 @@ warm
 measure tput "$threads" "$conns"
 [ "$lat_conns" -gt 0 ] && measure lat 1 "$lat_conns"
 
-# a reload of the whole registry (what every NOTIFY and every resync does):
-# its time, and what it does to requests in flight: wrk -t1 -c1 on A for
-# 6 s, the NOTIFY 2 s in; the same without a reload for comparison
-reload_probe() {  # with-reload(0|1) logfile
-    local pid n
+# a load of the whole registry (what every resync, a LISTEN reconnect and
+# a notification naming no certificate, tenant or plan do), and a change
+# (a NOTIFY naming one certificate): its time, and what it does to
+# requests in flight: wrk -t1 -c1 on A for 6 s, the NOTIFY 2 s in; the
+# same without a NOTIFY for comparison
+reload_probe() {  # none|whole|change logfile
+    local pid n payload pattern
     run_wrk a 1 1 6 "$2" &
     pid=$!
     sleep 2
-    if [ "$1" = 1 ]; then
-        n=$(grep -c 'mealapi registry: loaded [0-9]* certificates' "$base/a/logs/error.log")
+    if [ "$1" != none ]; then
+        if [ "$1" = whole ]; then
+            payload='bench:UPDATE:0'; pattern='loaded [0-9]* certificates'
+        else
+            payload="tenant_certificates:UPDATE:$(psql_su "$db_big" -tA -c 'SELECT min(id) FROM tenant_certificates')"
+            pattern='changed [0-9]* certificates'
+        fi
+        n=$(grep -c "mealapi registry: $pattern" "$base/a/logs/error.log" || true)
         r0=$(date +%s.%N); rt0=$(inst_ticks a)
-        psql_su "$db_big" -c "SELECT pg_notify('nutripro_registry', 'bench:UPDATE:0')" >/dev/null
-        reload_line=$(loaded_line a $((n + 1)))
+        psql_su "$db_big" -c "SELECT pg_notify('nutripro_registry', '$payload')" >/dev/null
+        reload_line=$(log_line a "$pattern" $((n + 1)))
         r1=$(date +%s.%N); rt1=$(inst_ticks a)
     fi
     wait "$pid" || die "wrk failed (reload probe)"
 }
-wait_quiet
-reload_probe 0 "$out/wrk-reload-without.log"
-sleep "$pause"
-wait_quiet
-reload_probe 1 "$out/wrk-reload-with.log"
-reload_wall_ms=$(awk -v s="$r0" -v e="$r1" 'BEGIN { printf "%d", (e - s) * 1000 }')
-reload_query_ms=$(echo "$reload_line" | sed 's/.* in \([0-9]*\) ms.*/\1/')
 maxlat() { awk '/^ +Latency / { print $4; exit }' "$1"; }
+wait_quiet
+reload_probe none "$out/wrk-reload-without.log"
 max_without=$(maxlat "$out/wrk-reload-without.log")
-max_with=$(maxlat "$out/wrk-reload-with.log")
 p99_without=$(parse_wrk "$out/wrk-reload-without.log" | cut -d' ' -f4)
-p99_with=$(parse_wrk "$out/wrk-reload-with.log" | cut -d' ' -f4)
-say "reload: ${reload_wall_ms} ms from NOTIFY to the 'loaded' line (query ${reload_query_ms} ms, A's CPU $(( (rt1 - rt0) * 10 )) ms); wrk -c1 max latency ${max_with} with it, ${max_without} without"
+for kind in whole change; do
+    sleep "$pause"
+    wait_quiet
+    reload_probe $kind "$out/wrk-reload-$kind.log"
+    printf -v "${kind}_wall_ms" '%s' "$(awk -v s="$r0" -v e="$r1" 'BEGIN { printf "%d", (e - s) * 1000 }')"
+    printf -v "${kind}_cpu_ms" '%s' "$(( (rt1 - rt0) * 10 ))"
+    printf -v "${kind}_line" '%s' "${reload_line#*mealapi registry: }"
+    printf -v "${kind}_max" '%s' "$(maxlat "$out/wrk-reload-$kind.log")"
+    printf -v "${kind}_p99" '%s' "$(parse_wrk "$out/wrk-reload-$kind.log" | cut -d' ' -f4)"
+done
+say "whole load: ${whole_wall_ms} ms from NOTIFY to '$whole_line' (A's CPU ${whole_cpu_ms} ms); wrk -c1 max latency ${whole_max} with it, ${max_without} without"
+say "change: ${change_wall_ms} ms from NOTIFY to '$change_line' (A's CPU ${change_cpu_ms} ms); wrk -c1 max latency ${change_max}"
 slab a >"$out/slab-a-after.txt"
 
 check_problems
@@ -227,7 +241,8 @@ fits32=$(awk -v a="$used_a" 'BEGIN { cap = int((32 * 1048576 - 4096) / (4096 + 2
     printf "%s (%d of about %d pages)", (a / 4096 <= cap) ? "yes" : "no", a / 4096, cap }')
 extra="- registry A: $n_big certificates ($big rl-NNNNNN + $n_few bench), inserted in ${insert_secs}s (database $db_bytes); B: $n_few
 - first load of A: **${load_wall_ms} ms** from starting nginx to the log line \`${loaded_a#*mealapi registry: }\` (the query: ${load_query_ms} ms); A's processes had used ${load_cpu_ms} ms of CPU by then
-- reload of A (a NOTIFY; every notification and every resync does the same): **${reload_wall_ms} ms** to the \`loaded\` line (query ${reload_query_ms} ms), A's CPU $(( (rt1 - rt0) * 10 )) ms; one request at a time during it (wrk -t1 -c1, 6 s): max latency ${max_with} (p99 ${p99_with} us) vs ${max_without} (p99 ${p99_without} us) without a reload
+- whole load of A (every resync; a NOTIFY that names no certificate, tenant or plan): **${whole_wall_ms} ms** from the NOTIFY to \`${whole_line}\`, A's CPU ${whole_cpu_ms} ms; one request at a time during it (wrk -t1 -c1, 6 s): max latency **${whole_max}** (p99 ${whole_p99} us) vs ${max_without} (p99 ${p99_without} us) without a NOTIFY
+- change of one certificate (a NOTIFY \`tenant_certificates:UPDATE:<id>\`, as the schema's triggers send): **${change_wall_ms} ms** from the NOTIFY to \`${change_line}\`, A's CPU ${change_cpu_ms} ms; max latency ${change_max} (p99 ${change_p99} us)
 - registry zone ($zone) from its slab allocator: A **$(( used_a / 1024 )) KiB** in use, B $(( used_b / 1024 )) KiB: $per_cert bytes per certificate; A's size classes: $(grep '^slot_' "$out/slab-a.txt" | sed 's/ reqs=[0-9]*//' | tr '\n' ' ')(used/total chunks); allocation failures: $(kv a fails_total) (after the reload: $(awk -F= '$1 == "fails_total" { print $2 }' "$out/slab-a-after.txt")); fits in 32m: $fits32"
 
 echo
@@ -245,7 +260,7 @@ if [ "$record" = 1 ]; then
         echo "- setup: four nginx instances: wrk -> front (plain HTTP, 1 worker, access_log off; one upstream per tenant and variant: keepalive $conns, client certificate bench-NNNN, $tenants tenants drawn uniformly per request) -> gateway A or B (TLS 1.3, ssl_verify_client on, mealapi on, the API's four routes, signing key, no throttle or validation, mealapi_registry zone=rl_registry:$zone resync=1h, worker_processes $workers, access_log off, error_log info) -> backend (\`return 200\`, 1 worker) over kept-alive HTTP; A's registry from $db_big, B's from $db_few (scratch schema-only copies of nutripro, dropped afterwards)"
         record_common
         echo "- SQL for A's extra tenants (in $db_big, session_replication_role = replica): \`INSERT INTO tenants (slug, name, plan_id) SELECT 'rl-' || lpad(i::text, 6, '0'), 'Registry lookup tenant ' || i, <bench plan> FROM generate_series(1, $big) i\`, then one certificate each, fingerprint \`sha256(slug || random() || clock_timestamp())\`"
-        echo "- reload probe: \`$(wrk_cmd a 1 1 6)\`, \`SELECT pg_notify('nutripro_registry', 'bench:UPDATE:0')\` in $db_big 2 s in"
+        echo "- reload probe: \`$(wrk_cmd a 1 1 6)\`, \`SELECT pg_notify('nutripro_registry', 'bench:UPDATE:0')\` (whole) or \`'tenant_certificates:UPDATE:<min id>'\` (change) in $db_big 2 s in"
         echo
         echo "$table"
         echo

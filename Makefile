@@ -20,7 +20,7 @@ export TEST_NGINX_PG_PORT := $(PGPORT_NUTRIPRO)
 export TEST_NGINX_SQL := $(TOP)/sql
 export TEST_NGINX_TOP := $(TOP)
 
-.PHONY: all deps build pki db test unit demo stop clean bench fuzz
+.PHONY: all deps build pki db test unit asan demo stop clean bench fuzz
 
 FUZZ_SECONDS ?= 300
 
@@ -62,6 +62,19 @@ unit: build
 test: build db unit
 	@rm -rf t/servroot
 	prove -I t/lib -I . -r t
+
+# the test suite again, against the modules built with ASan and UBSan
+# (build/asan/modules) in Debian's nginx with the runtimes preloaded; any
+# sanitizer report fails it
+asan: build db
+	@./scripts/build-asan.sh
+	@rm -rf t/servroot build/asan/reports
+	TEST_NGINX_BINARY=$(TOP)/scripts/nginx-asan.sh NUTRIPRO_TIME_SCALE=3 \
+	    TEST_NGINX_MODULES=$(TOP)/build/asan/modules prove -I t/lib -I . -r t
+	@if ls build/asan/reports/* >/dev/null 2>&1; then \
+	    cat build/asan/reports/*; echo "asan: sanitizer reports above"; \
+	    exit 1; fi
+	@echo "asan: no sanitizer reports"
 
 demo: build db
 	@./scripts/demo.sh start

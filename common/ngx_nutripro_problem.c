@@ -242,7 +242,13 @@ ngx_nutripro_body_text(ngx_http_request_t *r, ngx_str_t *text)
         b = cl->buf;
 
         if (!b->in_file) {
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+
+            /* the last buffer of a chunked body may have no memory at all */
+
+            if (b->last != b->pos) {
+                p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            }
+
             continue;
         }
 

@@ -517,7 +517,7 @@ sub _render_conf {
     my ($ctx) = @_;
     my $block = $ctx->{block};
 
-    my @env = map { "env $_;" } qw(LD_PRELOAD LD_LIBRARY_PATH ASAN_OPTIONS);
+    my @env = map { "env $_;" } qw(LD_PRELOAD LD_LIBRARY_PATH ASAN_OPTIONS UBSAN_OPTIONS);
     for my $var (@EnvToNginx) {
         if ($var =~ /\s/) {
             (my $q = $var) =~ s/(["\\])/\\$1/g;

@@ -17,6 +17,7 @@
 #include "ngx_http_mealapi_module.h"
 
 
+static ngx_uint_t ngx_http_mealapi_path_canonical(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mealapi_identify(ngx_http_request_t *r,
     ngx_http_mealapi_ctx_t *ctx, ngx_http_mealapi_loc_conf_t *mlcf);
 static ngx_int_t ngx_http_mealapi_read_body(ngx_http_request_t *r,
@@ -157,6 +158,35 @@ identify:
 
 /* NGX_OK, or the refusal already sent (NGX_DONE) */
 
+/*
+ * Routes match nginx's normalized path (r->uri: percent-decoded, dot
+ * segments resolved, slashes merged), while proxy_pass sends the backend
+ * the client's own request target, and the signature covers it.  A path
+ * that normalization changed ("/v1/x/..%2Fsamples", "//v1/samples",
+ * "/v1/%73amples") may name one route here and another at the backend: it
+ * is refused.  After a rewrite nginx forwards r->uri itself.
+ */
+
+static ngx_uint_t
+ngx_http_mealapi_path_canonical(ngx_http_request_t *r)
+{
+    u_char  *q;
+    size_t   len;
+
+    if (!r->valid_unparsed_uri) {
+        return 1;
+    }
+
+    q = ngx_strlchr(r->unparsed_uri.data,
+                    r->unparsed_uri.data + r->unparsed_uri.len, '?');
+
+    len = q ? (size_t) (q - r->unparsed_uri.data) : r->unparsed_uri.len;
+
+    return len == r->uri.len
+           && ngx_memcmp(r->unparsed_uri.data, r->uri.data, len) == 0;
+}
+
+
 static ngx_int_t
 ngx_http_mealapi_identify(ngx_http_request_t *r, ngx_http_mealapi_ctx_t *ctx,
     ngx_http_mealapi_loc_conf_t *mlcf)
@@ -190,6 +220,12 @@ ngx_http_mealapi_identify(ngx_http_request_t *r, ngx_http_mealapi_ctx_t *ctx,
         return ngx_http_mealapi_refuse(r, NGX_HTTP_UNAUTHORIZED,
                                        "client-certificate-invalid",
                                        "Unauthorized", ctx);
+    }
+
+    if (!ngx_http_mealapi_path_canonical(r)) {
+        return ngx_http_mealapi_refuse(r, NGX_HTTP_BAD_REQUEST,
+                                       "path-not-canonical", "Bad Request",
+                                       ctx);
     }
 
     route = ngx_http_mealapi_route_match(r, mlcf->routes, &allow);

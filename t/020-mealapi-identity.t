@@ -612,3 +612,29 @@ is($st, 200, "$name: every tenant served after");
 --- no_error_log
 [error]
 [alert]
+
+
+
+=== TEST 26: a path that nginx's normalization changes is refused, never routed
+--- request
+GET /a/v1/samples
+--- nutripro_check
+my $port = $ENV{TEST_NGINX_RAND_PORT_1};
+my $pki = $ENV{TEST_NGINX_PKI};
+my @tls = ('--path-as-is', '--resolve', "localhost:$port:127.0.0.1",
+           '--cacert', "$pki/infra-ca.crt");
+my @a = (@tls, '--cert', "$pki/tenant-a.crt", '--key', "$pki/tenant-a.key");
+my ($st, $body) = curl_get("https://localhost:$port/v1/samples?page=1", @a);
+is($st, 200, "$name: the canonical path is served");
+like($body, qr{^uri=/v1/samples\?page=1 }, "$name: as sent");
+for my $path ('/v1/x/..%2Fsamples', '/v1/x/../samples', '//v1/samples',
+              '/v1/./samples', '/v1/%73amples', '/v1/generations/1%2F..%2F..%2Fsamples',
+              '/v1/samples%23') {
+    ($st, $body) = curl_get("https://localhost:$port$path", @a);
+    is($st, 400, "$name: $path refused");
+    like($body, qr{problems/path-not-canonical}, "$name: $path as not canonical");
+}
+($st, $body) = curl_get("https://localhost:$port/v1/x/..%2Fsamples", @tls);
+is($st, 401, "$name: without a certificate still 401 first");
+--- no_error_log
+[error]

@@ -492,7 +492,7 @@ ngx_http_mealapi_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     mlcf->routes = NULL;
-     *     mlcf->key = { 0, NULL };
+     *     mlcf->hmac = NULL;
      *     mlcf->prefix = { 0, NULL };
      */
 
@@ -522,8 +522,6 @@ ngx_http_mealapi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->max_depth, prev->max_depth, 32);
     ngx_conf_merge_uint_value(conf->max_errors, prev->max_errors, 10);
     ngx_conf_merge_off_value(conf->max_body, prev->max_body, 1024 * 1024);
-    ngx_conf_merge_str_value(conf->key, prev->key, "");
-
     if (conf->hmac == NULL) {
         conf->hmac = prev->hmac;
     }
@@ -554,7 +552,7 @@ ngx_http_mealapi_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         }
     }
 
-    if (conf->verify && conf->key.len == 0) {
+    if (conf->verify && conf->hmac == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"mealapi_verify_signature\" needs "
                            "\"mealapi_signing_key\"");
@@ -588,13 +586,15 @@ ngx_http_mealapi_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_mealapi_loc_conf_t  *mlcf = conf;
 
-    ssize_t              n;
-    ngx_fd_t             fd;
-    ngx_str_t           *value, name;
-    ngx_pool_cleanup_t  *cln;
-    u_char               buf[1024];
+    ssize_t                   n;
+    ngx_fd_t                  fd;
+    ngx_int_t                 rc;
+    ngx_str_t                *value, name;
+    ngx_pool_cleanup_t       *cln;
+    ngx_http_mealapi_hmac_t  *hmac;
+    u_char                    buf[1024];
 
-    if (mlcf->key.data) {
+    if (mlcf->hmac) {
         return "is duplicate";
     }
 
@@ -627,31 +627,33 @@ ngx_http_mealapi_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    mlcf->key.data = ngx_pnalloc(cf->pool, n);
-    if (mlcf->key.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memcpy(mlcf->key.data, buf, n);
-    mlcf->key.len = n;
-
-    mlcf->hmac = ngx_http_mealapi_hmac_key(buf, n);
-
-    ngx_explicit_memzero(buf, sizeof(buf));
-
-    if (mlcf->hmac == NULL) {
-        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0, "HMAC-SHA256 unavailable");
+    hmac = ngx_palloc(cf->pool, sizeof(ngx_http_mealapi_hmac_t));
+    if (hmac == NULL) {
+        ngx_explicit_memzero(buf, sizeof(buf));
         return NGX_CONF_ERROR;
     }
 
     cln = ngx_pool_cleanup_add(cf->pool, 0);
     if (cln == NULL) {
-        EVP_MAC_CTX_free(mlcf->hmac);
+        ngx_explicit_memzero(buf, sizeof(buf));
         return NGX_CONF_ERROR;
     }
 
+    /* the keyed states are as secret as the key: wiped with the pool */
+
     cln->handler = ngx_http_mealapi_hmac_cleanup;
-    cln->data = mlcf->hmac;
+    cln->data = hmac;
+
+    rc = ngx_http_mealapi_hmac_key(hmac, buf, n);
+
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    if (rc != NGX_OK) {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0, "HMAC-SHA256 unavailable");
+        return NGX_CONF_ERROR;
+    }
+
+    mlcf->hmac = hmac;
 
     return NGX_CONF_OK;
 }
@@ -660,7 +662,7 @@ ngx_http_mealapi_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static void
 ngx_http_mealapi_hmac_cleanup(void *data)
 {
-    EVP_MAC_CTX_free(data);
+    ngx_explicit_memzero(data, sizeof(ngx_http_mealapi_hmac_t));
 }
 
 

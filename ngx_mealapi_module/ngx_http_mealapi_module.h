@@ -13,6 +13,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <openssl/sha.h>
+
 #include "ngx_pgasync.h"
 #include "ngx_nutripro_problem.h"
 #include "ngx_http_mealapi_schema.h"
@@ -186,11 +188,21 @@ typedef struct {
 #define NGX_HTTP_MEALAPI_NHEADERS     6
 
 
+/*
+ * HMAC-SHA256 (RFC 2104) keyed once: the SHA-256 states after the key's
+ * inner and outer pad blocks, copied per signature
+ */
+
+typedef struct {
+    SHA256_CTX                     inner;
+    SHA256_CTX                     outer;
+} ngx_http_mealapi_hmac_t;
+
+
 typedef struct {
     ngx_flag_t                     enable;
     ngx_array_t                   *routes;      /* ngx_http_mealapi_route_t */
-    ngx_str_t                      key;         /* HMAC key */
-    EVP_MAC_CTX                   *hmac;        /* keyed with it */
+    ngx_http_mealapi_hmac_t       *hmac;        /* mealapi_signing_key */
     ngx_str_t                      prefix;      /* identity header prefix */
     ngx_http_mealapi_header_t     *headers;     /* the names, with it */
     ngx_flag_t                     verify;      /* mealapi_verify_signature */
@@ -262,7 +274,8 @@ ngx_int_t ngx_http_mealapi_verify(ngx_http_request_t *r,
     ngx_http_mealapi_ctx_t *ctx, ngx_http_mealapi_loc_conf_t *mlcf);
 ngx_int_t ngx_http_mealapi_body_digest(ngx_http_request_t *r,
     ngx_http_mealapi_ctx_t *ctx);
-EVP_MAC_CTX *ngx_http_mealapi_hmac_key(u_char *key, size_t len);
+ngx_int_t ngx_http_mealapi_hmac_key(ngx_http_mealapi_hmac_t *hmac,
+    u_char *key, size_t len);
 ngx_http_mealapi_header_t *ngx_http_mealapi_header_names(ngx_conf_t *cf,
     ngx_str_t *prefix);
 

@@ -14,6 +14,7 @@ use Test::Nginx::Socket 'no_plan';
 use t::NutriPro;
 use Test::More;
 use Time::HiRes qw(time sleep);
+use Digest::SHA qw(hmac_sha256_hex sha256_hex);
 
 no_shuffle();
 
@@ -46,6 +47,52 @@ sub wait_log {
         sleep 0.05;
     }
     return 0;
+}
+
+# the gateway of the signature tests, signing with KEYFILE
+our $SignConf = <<'CONF';
+mealapi_database gw {
+    server unix:$TEST_NGINX_PG_SOCKET;
+    dbname nutripro;
+    user nutripro_gateway;
+}
+mealapi_registry zone=tenants:1m database=gw;
+server {
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1 ssl;
+    ssl_certificate $TEST_NGINX_PKI/gateway.crt;
+    ssl_certificate_key $TEST_NGINX_PKI/gateway.key;
+    ssl_client_certificate $TEST_NGINX_PKI/tenant-ca.crt;
+    ssl_verify_client optional_no_ca;
+    mealapi_route samples.create POST /v1/samples;
+    mealapi_query_param samples.create draft "yes|no";
+    mealapi_signing_key KEYFILE;
+    location / {
+        mealapi on;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_3;
+    }
+}
+server {
+    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_3;
+    location / {
+        return 200 "$http_x_mealapi_timestamp|$http_x_mealapi_tenant_id|$http_x_mealapi_body_sha256|$http_x_mealapi_signature\n";
+    }
+}
+CONF
+
+sub sign_conf { my $k = shift; return $SignConf =~ s/KEYFILE/$k/r }
+
+# the echoed identity of POST /v1/samples?draft=yes {"title":"Signed"},
+# checked with Digest::SHA against the key
+sub signature_ok {
+    my ($name, $body, $key) = @_;
+    chomp $body;
+    my ($ts, $tenant, $digest, $sig) = split /\|/, $body;
+    $key =~ s/\s+\z//;
+    is($digest, sha256_hex('{"title":"Signed"}'), "$name: the body's digest");
+    my $msg = join "\n", 'v1', $ts, 'POST', '/v1/samples?draft=yes', $tenant, $digest;
+    is($sig, 'v1=' . hmac_sha256_hex($msg, $key), "$name: the HMAC over the documented string");
+    ok(abs($ts - time) < 5, "$name: a current timestamp");
+    is($tenant, $::TenantA, "$name: the tenant's id");
 }
 
 our $TenantA = gateway_fixture();
@@ -485,49 +532,16 @@ is shorter than 32 bytes
 
 
 === TEST 21: the signature, verified here with Digest::SHA
---- http_config
-mealapi_database gw {
-    server unix:$TEST_NGINX_PG_SOCKET;
-    dbname nutripro;
-    user nutripro_gateway;
-}
-mealapi_registry zone=tenants:1m database=gw;
-server {
-    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1 ssl;
-    ssl_certificate $TEST_NGINX_PKI/gateway.crt;
-    ssl_certificate_key $TEST_NGINX_PKI/gateway.key;
-    ssl_client_certificate $TEST_NGINX_PKI/tenant-ca.crt;
-    ssl_verify_client optional_no_ca;
-    mealapi_route samples.create POST /v1/samples;
-    mealapi_query_param samples.create draft "yes|no";
-    mealapi_signing_key $TEST_NGINX_PKI/identity.key;
-    location / {
-        mealapi on;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_3;
-    }
-}
-server {
-    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_3;
-    location / {
-        return 200 "$http_x_mealapi_timestamp|$http_x_mealapi_tenant_id|$http_x_mealapi_body_sha256|$http_x_mealapi_signature\n";
-    }
-}
+--- http_config eval
+main::sign_conf('$TEST_NGINX_PKI/identity.key')
 --- request
 POST /a/v1/samples?draft=yes
 {"title":"Signed"}
 --- more_headers
 Content-Type: application/json
 --- nutripro_check
-use Digest::SHA qw(hmac_sha256_hex sha256_hex);
-chomp $body;
-my ($ts, $tenant, $digest, $sig) = split /\|/, $body;
 my $key = do { local $/; open my $f, '<', "$ENV{TEST_NGINX_PKI}/identity.key" or die; <$f> };
-$key =~ s/\s+\z//;
-is($digest, sha256_hex('{"title":"Signed"}'), "$name: the body's digest");
-my $msg = join "\n", 'v1', $ts, 'POST', '/v1/samples?draft=yes', $tenant, $digest;
-is($sig, 'v1=' . hmac_sha256_hex($msg, $key), "$name: the HMAC over the documented string");
-ok(abs($ts - time) < 5, "$name: a current timestamp");
-is($tenant, $::TenantA, "$name: the tenant's id");
+signature_ok($name, $body, $key);
 
 
 
@@ -638,3 +652,34 @@ for my $path ('/v1/x/..%2Fsamples', '/v1/x/../samples', '//v1/samples',
 is($st, 401, "$name: without a certificate still 401 first");
 --- no_error_log
 [error]
+
+
+
+=== TEST 27: a signing key of exactly one SHA-256 block (64 bytes)
+--- http_config eval
+main::sign_conf('../html/block.key')
+--- user_files
+>>> block.key
+0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!?
+--- request
+POST /a/v1/samples?draft=yes
+{"title":"Signed"}
+--- more_headers
+Content-Type: application/json
+--- nutripro_check
+signature_ok($name, $body, '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!?');
+
+
+
+=== TEST 28: a signing key longer than a block is hashed first (RFC 2104)
+--- http_config eval
+main::sign_conf('../html/long.key')
+--- user_files eval
+">>> long.key\n" . ("k3y-" x 25) . "\n"
+--- request
+POST /a/v1/samples?draft=yes
+{"title":"Signed"}
+--- more_headers
+Content-Type: application/json
+--- nutripro_check
+signature_ok($name, $body, "k3y-" x 25);

@@ -36,6 +36,7 @@
 #define NGX_HTTP_MEALAPI_TICK   500
 #define NGX_HTTP_MEALAPI_BATCH  1000    /* rows applied per event loop turn */
 #define NGX_HTTP_MEALAPI_IDS    64      /* ids of one kind in one change */
+#define NGX_HTTP_MEALAPI_RETRY  2000    /* a failed load, again after (ms) */
 
 /* what a notification names */
 #define NGX_HTTP_MEALAPI_CERT    0
@@ -96,8 +97,9 @@ static void ngx_http_mealapi_sync_next(ngx_http_mealapi_sync_t *sync);
 static void ngx_http_mealapi_sync_loaded(ngx_pgasync_op_t *op);
 static void ngx_http_mealapi_sync_apply(ngx_event_t *ev);
 static void ngx_http_mealapi_sync_sweep(ngx_http_mealapi_sync_t *sync);
-static ngx_int_t ngx_http_mealapi_sync_cmp_id(const void *one,
-    const void *two);
+static int ngx_http_mealapi_sync_cmp_id(const void *one, const void *two);
+static void ngx_http_mealapi_sync_retry(ngx_http_mealapi_sync_t *sync,
+    ngx_pgasync_op_t *op);
 static ngx_uint_t ngx_http_mealapi_sync_changed(ngx_http_mealapi_sync_t *sync,
     ngx_http_mealapi_reg_node_t *rn);
 static void ngx_http_mealapi_sync_ready(ngx_pgasync_listen_t *ls);
@@ -914,11 +916,7 @@ ngx_http_mealapi_sync_loaded(ngx_pgasync_op_t *op)
                       sync->full ? "load" : "change",
                       ngx_pgasync_status_text(op->status));
 
-        if (!sync->full) {
-            /* the whole view, at the next tick */
-            sync->pending = 1;
-        }
-
+        ngx_http_mealapi_sync_retry(sync, op);
         return;
     }
 
@@ -936,6 +934,8 @@ ngx_http_mealapi_sync_loaded(ngx_pgasync_op_t *op)
         ngx_shmtx_unlock(&sync->reg->shpool->mutex);
         ngx_log_error(NGX_LOG_NOTICE, op->log, 0,
                       "mealapi registry: lease lost, load discarded");
+
+        ngx_http_mealapi_sync_retry(sync, op);
         return;
     }
 
@@ -957,6 +957,40 @@ ngx_http_mealapi_sync_loaded(ngx_pgasync_op_t *op)
 
 
 /*
+ * What a load that failed or was discarded would have brought in (the ids
+ * it was asked for are gone) comes with the whole view, soon: not at the
+ * next resync.  While the database is away, LISTEN's return loads it too.
+ */
+
+static void
+ngx_http_mealapi_sync_retry(ngx_http_mealapi_sync_t *sync,
+    ngx_pgasync_op_t *op)
+{
+    ngx_msec_t  retry;
+
+    if (op && op->res) {
+        PQclear(op->res);
+        op->res = NULL;
+    }
+
+    if (sync->res) {
+        PQclear(sync->res);
+        sync->res = NULL;
+    }
+
+    sync->loading = 0;
+
+    retry = ngx_min(sync->reg->resync, NGX_HTTP_MEALAPI_RETRY);
+
+    if ((ngx_msec_int_t) (sync->next_resync - ngx_current_msec)
+        > (ngx_msec_int_t) retry)
+    {
+        sync->next_resync = ngx_current_msec + retry;
+    }
+}
+
+
+/*
  * The answer goes into the tree NGX_HTTP_MEALAPI_BATCH rows per turn of
  * the event loop, so that a registry of 100,000 certificates does not stop
  * this worker's requests while it is applied.
@@ -965,10 +999,35 @@ ngx_http_mealapi_sync_loaded(ngx_pgasync_op_t *op)
 static void
 ngx_http_mealapi_sync_apply(ngx_event_t *ev)
 {
-    int                       n, last;
-    ngx_http_mealapi_sync_t  *sync;
+    int                         n, last;
+    ngx_uint_t                  lost;
+    ngx_http_mealapi_sync_t    *sync;
+    ngx_http_mealapi_reg_sh_t  *sh;
 
     sync = ev->data;
+    sh = sync->reg->sh;
+
+    /*
+     * Between turns the lease may have run out (a stalled worker, a clock
+     * step) and another worker begun its own load: this answer is older
+     */
+
+    ngx_shmtx_lock(&sync->reg->shpool->mutex);
+
+    lost = sh->owner != ngx_pid
+           || sh->lease_until < ngx_http_mealapi_wall_msec()
+           || sh->generation != sync->generation;
+
+    ngx_shmtx_unlock(&sync->reg->shpool->mutex);
+
+    if (lost) {
+        ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+                      "mealapi registry: lease lost, load discarded "
+                      "after %d rows", sync->row);
+
+        ngx_http_mealapi_sync_retry(sync, NULL);
+        return;
+    }
 
     n = PQntuples(sync->res);
     last = ngx_min(n, sync->row + NGX_HTTP_MEALAPI_BATCH);
@@ -1029,12 +1088,16 @@ ngx_http_mealapi_sync_apply(ngx_event_t *ev)
 /*
  * What the answer did not mark goes: after the whole view, every such
  * node; after a change, those of the named certificates, tenants and plans.
+ * A node matches by the ids it was loaded with: when one transaction
+ * changes a plan and moves a tenant off it, the change of the plan may
+ * remove that tenant's certificates, refused (fail closed) until the
+ * change of the tenant, notified by the same commit, brings them back.
  */
 
 static void
 ngx_http_mealapi_sync_sweep(ngx_http_mealapi_sync_t *sync)
 {
-    ngx_uint_t                    k;
+    ngx_uint_t                    k, gone;
     ngx_queue_t                  *q, *next;
     ngx_rbtree_node_t            *node;
     ngx_http_mealapi_reg_sh_t    *sh;
@@ -1042,22 +1105,18 @@ ngx_http_mealapi_sync_sweep(ngx_http_mealapi_sync_t *sync)
 
     if (!sync->full) {
         for (k = 0; k < NGX_HTTP_MEALAPI_KINDS; k++) {
-            ngx_sort(sync->changed[k].id, sync->changed[k].n,
-                     sizeof(int64_t), ngx_http_mealapi_sync_cmp_id);
+            ngx_qsort(sync->changed[k].id, sync->changed[k].n,
+                      sizeof(int64_t), ngx_http_mealapi_sync_cmp_id);
         }
     }
 
     sh = sync->reg->sh;
 
-    ngx_shmtx_lock(&sync->reg->shpool->mutex);
-
-    if (sh->generation != sync->generation || sh->owner != ngx_pid) {
-
-        /* another load began meanwhile: it sweeps, not this one */
-
-        ngx_shmtx_unlock(&sync->reg->shpool->mutex);
-        return;
-    }
+    /*
+     * Only the lease holder writes the tree and the queue, so the walk
+     * needs no lock; each removal takes it, and checks first that no other
+     * load has begun since (then that one sweeps, not this one).
+     */
 
     for (q = ngx_queue_head(&sh->queue);
          q != ngx_queue_sentinel(&sh->queue);
@@ -1075,22 +1134,38 @@ ngx_http_mealapi_sync_sweep(ngx_http_mealapi_sync_t *sync)
         node = (ngx_rbtree_node_t *)
                    ((u_char *) rn - offsetof(ngx_rbtree_node_t, color));
 
-        ngx_queue_remove(q);
-        ngx_rbtree_delete(&sh->rbtree, node);
-        ngx_slab_free_locked(sync->reg->shpool, node);
-        sh->count--;
+        ngx_shmtx_lock(&sync->reg->shpool->mutex);
+
+        gone = sh->generation != sync->generation || sh->owner != ngx_pid;
+
+        if (!gone) {
+            ngx_queue_remove(q);
+            ngx_rbtree_delete(&sh->rbtree, node);
+            ngx_slab_free_locked(sync->reg->shpool, node);
+            sh->count--;
+        }
+
+        ngx_shmtx_unlock(&sync->reg->shpool->mutex);
+
+        if (gone) {
+            return;
+        }
     }
 
     if (sync->full) {
-        sh->loaded = 1;
-        sh->loaded_at = ngx_time();
-    }
+        ngx_shmtx_lock(&sync->reg->shpool->mutex);
 
-    ngx_shmtx_unlock(&sync->reg->shpool->mutex);
+        if (sh->generation == sync->generation && sh->owner == ngx_pid) {
+            sh->loaded = 1;
+            sh->loaded_at = ngx_time();
+        }
+
+        ngx_shmtx_unlock(&sync->reg->shpool->mutex);
+    }
 }
 
 
-static ngx_int_t
+static int
 ngx_http_mealapi_sync_cmp_id(const void *one, const void *two)
 {
     int64_t  a, b;

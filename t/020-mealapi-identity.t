@@ -683,3 +683,25 @@ POST /a/v1/samples?draft=yes
 Content-Type: application/json
 --- nutripro_check
 signature_ok($name, $body, "k3y-" x 25);
+
+
+
+=== TEST 29: a failed load is retried within seconds, not at the next resync
+--- request
+GET /a/v1/samples
+--- nutripro_check
+my ($st) = curl_get("$Base/b/v1/samples");
+is($st, 200, "$name: served before");
+# the gateway's loads fail while its role may not read the view
+psql("REVOKE SELECT ON gateway_registry FROM nutripro_gateway");
+psql("UPDATE tenant_certificates SET status = 'revoked', revoked_at = now() WHERE subject = 'CN=tenant-b'");
+my $failed = wait_log(qr/mealapi registry: change failed/);
+sleep 0.5;
+my ($st2) = curl_get("$Base/b/v1/samples");
+psql("GRANT SELECT ON gateway_registry TO nutripro_gateway");
+ok($failed, "$name: the change failed");
+is($st2, 200, "$name: the registry in force stayed meanwhile");
+my ($st3, $body, $dt) = wait_status("$Base/b/v1/samples", 403);
+like($body, qr/certificate-revoked/, "$name: the revocation arrives once the view is readable");
+ok($dt < 3, "$name: within the retry interval ($dt s)");
+gateway_fixture();

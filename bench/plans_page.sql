@@ -4,4 +4,4 @@
 -- control plane's role; it only reads.
 \set cursor 0
 \set lim 3
-SELECT '[' || coalesce(string_agg(row_to_json(p)::text, ',' ORDER BY p.id), '') || ']', count(*), max(p.id) FROM (SELECT id, name, description, rate_per_sec, burst, monthly_quota, price_monthly_cents, price_per_1k_cents, routes FROM plans WHERE id > :cursor::bigint ORDER BY id LIMIT :lim::int) p;
+SELECT '[' || coalesce(string_agg(row_to_json(p)::text, ',' ORDER BY p.id), '') || ']', count(*), max(p.id) FROM (SELECT id, name, description, rate_per_sec, burst, monthly_quota FROM plans WHERE id > :cursor::bigint ORDER BY id LIMIT :lim::int) p;

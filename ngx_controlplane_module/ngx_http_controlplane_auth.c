@@ -49,6 +49,9 @@ typedef struct {
 } ngx_http_controlplane_login_t;
 
 
+static ngx_uint_t  ngx_http_controlplane_hashing;   /* tasks in the pool */
+
+
 static ngx_int_t ngx_http_controlplane_session_done(ngx_http_request_t *r,
     ngx_http_controlplane_ctx_t *ctx);
 static ngx_int_t ngx_http_controlplane_token(ngx_http_request_t *r,
@@ -623,10 +626,14 @@ ngx_http_controlplane_login_failed(ngx_http_request_t *r,
     ngx_sprintf(p, "%T%Z", clcf->lockout_time);
 
     return ngx_http_controlplane_query(r, ctx, "login_failed",
-        "WITH o AS (UPDATE operators SET failed_logins = failed_logins + 1,"
-        " locked_until = CASE WHEN failed_logins + 1 >= $5::int"
-        " THEN now() + make_interval(secs => $6::int) ELSE locked_until END"
-        " WHERE id = $1::bigint RETURNING id)"
+        "WITH o AS (UPDATE operators SET failed_logins = c.n,"
+        " locked_until = CASE WHEN c.n >= $5::int"
+        " THEN now() + make_interval(secs => $6::int) END"
+        " FROM (SELECT CASE WHEN locked_until <= now() THEN 1"
+        " ELSE failed_logins + 1 END AS n FROM operators"
+        " WHERE id = $1::bigint) c"
+        " WHERE id = $1::bigint"
+        " AND (locked_until IS NULL OR locked_until <= now()) RETURNING id)"
         " INSERT INTO audit_log (operator_id, operator_username, action,"
         " target_type, target_id, client_addr, details)"
         " VALUES ($1::bigint, left($2, 64), 'auth.login_failed', 'operator',"
@@ -868,6 +875,21 @@ ngx_http_controlplane_thread(ngx_http_request_t *r,
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_controlplane_module);
 
+    /*
+     * Each hash takes its time and memory (scrypt: 32 MiB) in the pool:
+     * past the bound, a client is told to come back rather than queued
+     * behind everybody else's (unknown user names are hashed too)
+     */
+
+    if (ngx_http_controlplane_hashing >= clcf->hashing_max) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "controlplane: %ui password hashes in progress, "
+                      "refusing another (controlplane_login_concurrency)",
+                      ngx_http_controlplane_hashing);
+
+        return ngx_http_controlplane_busy(r);
+    }
+
     task = ngx_thread_task_alloc(r->pool, 0);
     if (task == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -881,6 +903,8 @@ ngx_http_controlplane_thread(ngx_http_request_t *r,
     if (ngx_thread_task_post(clcf->thread_pool, task) != NGX_OK) {
         return ngx_http_controlplane_busy(r);
     }
+
+    ngx_http_controlplane_hashing++;
 
     r->main->blocked++;
     r->aio = 1;
@@ -914,6 +938,8 @@ ngx_http_controlplane_thread_done(ngx_event_t *ev)
 
     r = ev->data;
     c = r->connection;
+
+    ngx_http_controlplane_hashing--;
 
     r->main->blocked--;
     r->aio = 0;

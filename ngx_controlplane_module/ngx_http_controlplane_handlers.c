@@ -119,13 +119,17 @@ ngx_http_controlplane_plans_list(ngx_http_request_t *r,
                                     "a value from next_cursor", NULL);
     }
 
-    /* PostgreSQL builds the JSON page; the module only frames it */
+    /*
+     * PostgreSQL builds the JSON page; the module only frames it.  The
+     * catalogue is public: unit prices and route scopes, which billing
+     * shows to admins only, are not in it.
+     */
 
     return ngx_http_controlplane_query(r, ctx, "plans_list",
         "SELECT '[' || coalesce(string_agg(row_to_json(p)::text, ','"
             " ORDER BY p.id), '') || ']', count(*), max(p.id)"
         " FROM (SELECT id, name, description, rate_per_sec, burst,"
-            " monthly_quota, price_monthly_cents, price_per_1k_cents, routes"
+            " monthly_quota"
             " FROM plans WHERE id > $1::bigint ORDER BY id LIMIT $2::int) p",
         2, ngx_http_controlplane_plans_done);
 }

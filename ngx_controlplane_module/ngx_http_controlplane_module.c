@@ -68,6 +68,11 @@ static ngx_conf_num_bounds_t  ngx_http_controlplane_page_bounds = {
 };
 
 
+static ngx_conf_num_bounds_t  ngx_http_controlplane_hashing_bounds = {
+    ngx_conf_check_num_bounds, 1, 1024
+};
+
+
 static ngx_command_t  ngx_http_controlplane_commands[] = {
 
     { ngx_string("controlplane_database"),
@@ -132,6 +137,13 @@ static ngx_command_t  ngx_http_controlplane_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_controlplane_loc_conf_t, api_rate),
       NULL },
+
+    { ngx_string("controlplane_login_concurrency"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_controlplane_loc_conf_t, hashing_max),
+      &ngx_http_controlplane_hashing_bounds },
 
     { ngx_string("controlplane_lockout"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
@@ -901,6 +913,7 @@ ngx_http_controlplane_create_loc_conf(ngx_conf_t *cf)
     clcf->api_burst = NGX_CONF_UNSET_UINT;
     clcf->lockout_after = NGX_CONF_UNSET_UINT;
     clcf->lockout_time = NGX_CONF_UNSET;
+    clcf->hashing_max = NGX_CONF_UNSET_UINT;
 
     return clcf;
 }
@@ -923,6 +936,7 @@ ngx_http_controlplane_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_conf_merge_uint_value(conf->api_burst, prev->api_burst, 40);
     ngx_conf_merge_uint_value(conf->lockout_after, prev->lockout_after, 5);
     ngx_conf_merge_sec_value(conf->lockout_time, prev->lockout_time, 900);
+    ngx_conf_merge_uint_value(conf->hashing_max, prev->hashing_max, 8);
 
     if (!conf->has_secret_key && prev->has_secret_key) {
         ngx_memcpy(conf->secret_key, prev->secret_key, CP_KEY_LEN);

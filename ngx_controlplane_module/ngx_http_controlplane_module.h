@@ -63,6 +63,7 @@ typedef struct {
     ngx_uint_t                     api_burst;
     ngx_uint_t                     lockout_after; /* failed logins */
     time_t                         lockout_time;
+    ngx_uint_t                     hashing_max; /* per worker, in the pool */
 } ngx_http_controlplane_loc_conf_t;
 
 

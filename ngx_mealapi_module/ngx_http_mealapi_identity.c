@@ -43,6 +43,8 @@ static ngx_int_t ngx_http_mealapi_add_header(ngx_http_request_t *r,
     ngx_http_mealapi_header_t *name, u_char *value, size_t len);
 static ngx_table_elt_t *ngx_http_mealapi_find_header(ngx_http_request_t *r,
     ngx_str_t *prefix, const char *name);
+static ngx_uint_t ngx_http_mealapi_identity_name(ngx_str_t *name,
+    ngx_str_t *prefix);
 static ngx_int_t ngx_http_mealapi_hmac(ngx_http_request_t *r,
     ngx_http_mealapi_ctx_t *ctx, ngx_http_mealapi_loc_conf_t *mlcf,
     time_t ts, ngx_str_t *tenant, u_char *out);
@@ -110,6 +112,44 @@ ngx_http_mealapi_client_cert(ngx_http_request_t *r, ngx_int_t index,
 
 
 /*
+ * The header is in the identity name space: its name starts with the
+ * prefix, in any case, "_" standing for "-" (with underscores_in_headers
+ * on, "X_Mealapi_Tenant" would reach a CGI-style backend as the same
+ * HTTP_X_MEALAPI_TENANT as the gateway's own header)
+ */
+
+static ngx_uint_t
+ngx_http_mealapi_identity_name(ngx_str_t *name, ngx_str_t *prefix)
+{
+    u_char      a, b;
+    ngx_uint_t  i;
+
+    if (name->len < prefix->len) {
+        return 0;
+    }
+
+    for (i = 0; i < prefix->len; i++) {
+        a = ngx_tolower(name->data[i]);
+        b = ngx_tolower(prefix->data[i]);
+
+        if (a == '_') {
+            a = '-';
+        }
+
+        if (b == '_') {
+            b = '-';
+        }
+
+        if (a != b) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
  * Drops every request header whose name starts with the identity prefix:
  * only the gateway speaks in that name space.  ngx_list_t cannot delete,
  * so the list is rebuilt, and only when such a header is present.
@@ -139,9 +179,7 @@ ngx_http_mealapi_strip_identity(ngx_http_request_t *r, ngx_str_t *prefix)
             i = 0;
         }
 
-        if (h[i].key.len >= prefix->len
-            && ngx_strncasecmp(h[i].key.data, prefix->data, prefix->len) == 0)
-        {
+        if (ngx_http_mealapi_identity_name(&h[i].key, prefix)) {
             found++;
         }
     }
@@ -180,9 +218,7 @@ ngx_http_mealapi_strip_identity(ngx_http_request_t *r, ngx_str_t *prefix)
             i = 0;
         }
 
-        if (h[i].key.len >= prefix->len
-            && ngx_strncasecmp(h[i].key.data, prefix->data, prefix->len) == 0)
-        {
+        if (ngx_http_mealapi_identity_name(&h[i].key, prefix)) {
             continue;
         }
 

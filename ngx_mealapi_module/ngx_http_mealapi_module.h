@@ -22,7 +22,9 @@
 
 #define NGX_HTTP_MEALAPI_FP_LEN      32      /* SHA-256 */
 #define NGX_HTTP_MEALAPI_NAME_MAX    128     /* slug, name, plan in shm */
-#define NGX_HTTP_MEALAPI_ROUTES_MAX  1024    /* a plan's route list */
+
+/* a plan's route list: the control plane allows 64 names of 128 bytes */
+#define NGX_HTTP_MEALAPI_ROUTES_MAX  (64 * 129)
 
 
 /* registry node: starts at the rbtree node's color field (limit_req) */

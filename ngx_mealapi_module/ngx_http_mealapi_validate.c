@@ -140,9 +140,12 @@ ngx_http_mealapi_query_param_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_memzero(param, sizeof(ngx_http_mealapi_param_t));
     param->name = value[2];
 
-    /* the whole value must match */
+    /*
+     * the whole value must match: \z, since $ also matches before a final
+     * newline, which a client can send percent-encoded
+     */
 
-    p = ngx_pnalloc(cf->pool, value[3].len + sizeof("^(?:)$"));
+    p = ngx_pnalloc(cf->pool, value[3].len + sizeof("^(?:)\\z"));
     if (p == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -150,7 +153,7 @@ ngx_http_mealapi_query_param_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
 
     rc.pattern.data = p;
-    rc.pattern.len = ngx_sprintf(p, "^(?:%V)$", &value[3]) - p;
+    rc.pattern.len = ngx_sprintf(p, "^(?:%V)\\z", &value[3]) - p;
     rc.pool = cf->pool;
     rc.err.len = NGX_MAX_CONF_ERRSTR;
     rc.err.data = errstr;
@@ -255,11 +258,9 @@ ngx_http_mealapi_validate_query(ngx_http_request_t *r,
                                               "unknown-parameter");
         }
 
-        if (seen & (1u << i)) {
-            if (route->query_lenient) {
-                continue;
-            }
+        /* lenient routes let a declared name repeat, never unchecked */
 
+        if ((seen & (1u << i)) && !route->query_lenient) {
             return ngx_http_mealapi_bad_query(r, ctx, &param[i].name,
                                               "repeated-parameter");
         }

@@ -705,3 +705,35 @@ my ($st3, $body, $dt) = wait_status("$Base/b/v1/samples", 403);
 like($body, qr/certificate-revoked/, "$name: the revocation arrives once the view is readable");
 ok($dt < 3, "$name: within the retry interval ($dt s)");
 gateway_fixture();
+
+
+
+=== TEST 30: a plan with the longest route list the control plane allows
+--- request
+GET /a/v1/samples
+--- nutripro_check
+my $names = CORE::join ',', (map { sprintf("r%03d-", $_) . ('x' x 123) } 1 .. 63), 'samples.list';
+psql("UPDATE plans SET routes = '{$names}' WHERE name = 'test-limited'");
+ok(wait_log(qr/mealapi registry: changed 0 certificates, 0 tenants, 1 plans: 1 certificates/),
+   "$name: the plan's change applied");
+my ($st, $body) = curl_get("$Base/b/v1/samples");
+psql("UPDATE plans SET routes = '{samples.list}' WHERE name = 'test-limited'");
+is($st, 200, "$name: its tenant served (a route list of " . length($names) . " bytes)");
+--- no_error_log
+[alert]
+
+
+
+=== TEST 31: with underscores_in_headers on, X_Mealapi_* is the identity name space too
+--- extra_http_config
+underscores_in_headers on;
+--- request
+GET /a/v1/samples
+--- more_headers
+X_Mealapi_Tenant_Id: 999
+X_MEALAPI_EVIL: 1
+X-Mealapi_Evil: 2
+--- response_body_like eval
+qr{^uri=/v1/samples method=GET tenant_id=$::TenantA tenant=tenant-a plan=standard sig=valid .* evil=$}
+--- error_log
+mealapi: removed 3 client-supplied identity headers

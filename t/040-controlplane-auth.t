@@ -251,3 +251,60 @@ is($st, 429, "$name: refused past the burst");
 like($body, qr/too-many-requests/, "$name: as too many requests");
 like($h->{'retry-after'} // '', qr/^\d+$/, "$name: with Retry-After");
 ok((grep { $_ == 429 } @st) < 3, "$name: the burst itself was served");
+
+
+
+=== TEST 12: failures while locked do not extend the lock; after it the count starts again
+--- request
+GET /ping
+--- nutripro_check
+my $op = cp_operator(role => 'admin');
+my $u = $op->{username};
+ok(!cp_login($Base, $op, password => 'nope'), "$name: failure $_") for 1 .. 3;
+my $until = psql("SELECT locked_until FROM operators WHERE username = '$u'");
+ok($until, "$name: locked");
+sleep 1.1;
+ok(!cp_login($Base, $op, password => 'nope'), "$name: a failure while locked");
+is(psql("SELECT locked_until FROM operators WHERE username = '$u'"), $until,
+   "$name: the lock is not extended");
+is(psql("SELECT failed_logins FROM operators WHERE username = '$u'"), 3,
+   "$name: nor counted");
+is(audit_count('auth.login_failed', $u, 'locked'), 1, "$name: but audited");
+# the lock runs out
+psql("UPDATE operators SET locked_until = now() - interval '1 second' WHERE username = '$u'");
+ok(!cp_login($Base, $op, password => 'nope'), "$name: one failure after the lock");
+is(psql("SELECT failed_logins || ' ' || (locked_until IS NULL) FROM operators WHERE username = '$u'"), '1 true',
+   "$name: counts as the first of a new series, not a new lock");
+ok(cp_login($Base, $op, totp => totp($op->{secret}, time + 30)), "$name: the right factors are served");
+
+
+
+=== TEST 13: password hashes in progress are bounded: past it 503 + Retry-After, none waits
+--- config
+location /api/ {
+    controlplane_api cp;
+    controlplane_secret_key $TEST_NGINX_PKI/totp.key;
+    controlplane_login_limit 100r/s 100;
+    controlplane_login_concurrency 1;
+}
+--- request
+GET /api/v1/health
+--- nutripro_check
+my $body = '{"username":"nobody-at-all","password":"wrong password","totp":"000000"}';
+open my $fh, '-|', 'curl', '-s', '--parallel', '--parallel-immediate', '--parallel-max', '8',
+    '-m', '10', '-H', 'Content-Type: application/json', '--data', $body,
+    '-w', '%{http_code} %header{retry-after}\n',
+    map { ('-o', '/dev/null', "$Base/api/v1/session") } 1 .. 8
+    or die "curl: $!";
+my @r = <$fh>;
+close $fh;
+chomp @r;
+my @busy = grep { /^503 1$/ } @r;
+is(scalar @r, 8, "$name: every request answered");
+ok(@busy >= 1, "$name: some refused as busy, with Retry-After (@r)");
+is(scalar(grep { /^401/ } @r) + scalar @busy, 8, "$name: the others hashed and refused as wrong");
+my ($st) = http_req('POST', "$Base/api/v1/session",
+    json => { username => 'nobody-at-all', password => 'x' x 12, totp => '000000' });
+is($st, 401, "$name: the bound frees up again");
+--- error_log
+password hashes in progress, refusing another

@@ -302,3 +302,17 @@ mealapi_route x POST /x schema=$TEST_NGINX_TOP/t/schemas/bad-pattern.json;
 --- must_die
 --- error_log
 bad-pattern.json
+
+
+
+=== TEST 15: a value matches whole: no trailing newline; lenient repeats are checked too
+--- request eval
+["GET /a/v1/samples?limit=5%0A", "GET /a/v1/samples?kind=recipe%0A",
+ "GET /a/v1/samples?kind=recipe%0D%0A", "GET /a/v1/samples?limit=5",
+ "GET /a/v1/lenient?id=3&id=abc", "GET /a/v1/lenient?id=3&id=4"]
+--- error_code eval
+[400, 400, 400, 200, 400, 200]
+--- response_body_like eval
+[qr{"parameter":"limit","keyword":"pattern"}, qr{"parameter":"kind","keyword":"pattern"},
+ qr{"parameter":"kind","keyword":"pattern"}, qr/^passed/,
+ qr{"parameter":"id","keyword":"pattern"}, qr/^passed/]

@@ -792,8 +792,9 @@ ngx_http_controlplane_answer(ngx_http_request_t *r,
  * POST /api/v1/tenants/{id}/certificates {"pem": "..."}: parsed with
  * OpenSSL, it must chain to the tenant CA and be valid now; stored by its
  * SHA-256 fingerprint.  Onboarding operators register a tenant's first
- * certificates only (while it has no active one); tenant managers their
- * own tenant's.
+ * certificates only (while it has never had one: a tenant whose
+ * certificates were all revoked is not theirs to re-register); tenant
+ * managers their own tenant's.
  */
 
 ngx_int_t
@@ -955,7 +956,7 @@ ngx_http_controlplane_certificate_add(ngx_http_request_t *r,
         "WITH t AS (SELECT t.id FROM tenants t WHERE t.id = $5::bigint"
         " AND t.deleted_at IS NULL AND ($4::bigint IS NULL OR t.id = $4)"
         " AND NOT ($6::boolean AND EXISTS (SELECT 1 FROM tenant_certificates"
-        " c WHERE c.tenant_id = t.id AND c.status = 'active'))),"
+        " c WHERE c.tenant_id = t.id))),"
         " c AS (INSERT INTO tenant_certificates (tenant_id,"
         " fingerprint_sha256, subject, serial, not_before, not_after)"
         " SELECT t.id, decode($11, 'hex'), $7, $8, $9::timestamptz,"

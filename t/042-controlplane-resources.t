@@ -148,6 +148,11 @@ like($body, qr/certificate-revoked/, "$name: as revoked");
 ok($dt < 1, "$name: within a second ($dt s)");
 ($st) = http_req('POST', "$Base/api/v1/tenants/$tid/certificates/$c->{id}/revoke", token => $admin);
 is($st, 404, "$name: revoking twice finds nothing to revoke");
+# with every certificate revoked the tenant is not new: onboarding is
+# refused before any insert (404), where an insert would conflict (409)
+($st) = http_req('POST', "$Base/api/v1/tenants/$tid/certificates", token => $onb,
+                 json => { pem => pem('tenant-c') });
+is($st, 404, "$name: onboarding cannot re-register a tenant whose certificates were revoked");
 is(psql("SELECT count(*) FROM audit_log WHERE action IN ('certificate.add', 'certificate.revoke') AND target_id = '$c->{id}'"), 2,
    "$name: the certificate's audit rows");
 gateway_fixture();

@@ -62,6 +62,7 @@ unit: build
 test: build db unit
 	@rm -rf t/servroot
 	prove -I t/lib -I . -r t
+	@if [ "$${CI:-}" = true ]; then $(MAKE) --no-print-directory asan; fi
 
 # the test suite again, against the modules built with ASan and UBSan
 # (build/asan/modules) in Debian's nginx with the runtimes preloaded; any

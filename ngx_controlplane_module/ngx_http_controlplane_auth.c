@@ -81,6 +81,7 @@ static ngx_int_t ngx_http_controlplane_thread(ngx_http_request_t *r,
     void (*handler)(void *data, ngx_log_t *log));
 static ngx_str_t ngx_http_controlplane_copy(ngx_http_request_t *r,
     PGresult *res, int col);
+static ngx_uint_t ngx_http_controlplane_same_origin(ngx_http_request_t *r);
 
 
 /*
@@ -218,6 +219,78 @@ ngx_http_controlplane_copy(ngx_http_request_t *r, PGresult *res, int col)
 }
 
 
+/*
+ * The request carries no Origin (not a browser's cross-origin request:
+ * browsers send it with every one that writes), or the origin of this
+ * host: "http(s)://" + Host
+ */
+
+static ngx_uint_t
+ngx_http_controlplane_same_origin(ngx_http_request_t *r)
+{
+    u_char           *p, *last;
+    ngx_str_t        *host;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *origin;
+
+    origin = NULL;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Origin") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Origin",
+                               sizeof("Origin") - 1) == 0)
+        {
+            if (origin) {
+                return 0;
+            }
+
+            origin = &h[i];
+        }
+    }
+
+    if (origin == NULL) {
+        return 1;
+    }
+
+    if (r->headers_in.host == NULL) {
+        return 0;
+    }
+
+    host = &r->headers_in.host->value;
+    p = origin->value.data;
+    last = p + origin->value.len;
+
+    if (last - p > 8 && ngx_strncasecmp(p, (u_char *) "https://", 8) == 0) {
+        p += 8;
+
+    } else if (last - p > 7
+               && ngx_strncasecmp(p, (u_char *) "http://", 7) == 0)
+    {
+        p += 7;
+
+    } else {
+        return 0;    /* "null" and the like */
+    }
+
+    return (size_t) (last - p) == host->len
+           && ngx_strncasecmp(p, host->data, host->len) == 0;
+}
+
+
 /* "Authorization: Bearer <64 hex>" or the session cookie */
 
 static ngx_int_t
@@ -238,6 +311,21 @@ ngx_http_controlplane_token(ngx_http_request_t *r, u_char *token)
         value.len = h->value.len - 7;
 
     } else {
+
+        /*
+         * A browser attaches the cookie to any request it sends here; a
+         * write is taken on the cookie only from this origin's own pages
+         */
+
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))
+            && !ngx_http_controlplane_same_origin(r))
+        {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "controlplane: session cookie ignored for a "
+                          "write from another origin");
+            return NGX_DECLINED;
+        }
+
         ngx_str_set(&name, NGX_HTTP_CP_COOKIE);
 
 #if (nginx_version >= 1023000)

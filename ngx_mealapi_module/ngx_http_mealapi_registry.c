@@ -114,7 +114,8 @@ static ngx_http_mealapi_sync_t  ngx_http_mealapi_sync;
 
 
 #define NGX_HTTP_MEALAPI_REGISTRY_COLUMNS                                    \
-    "SELECT fingerprint, cert_status = 'revoked', tenant_status = 'suspended',"\
+    "SELECT fingerprint, cert_status = 'revoked',"                            \
+    " tenant_status = 'suspended',"                                           \
     " extract(epoch FROM not_before)::bigint,"                                \
     " extract(epoch FROM not_after)::bigint,"                                 \
     " tenant_id, tenant_slug, tenant_name, plan_name,"                        \

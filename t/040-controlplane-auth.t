@@ -308,3 +308,31 @@ my ($st) = http_req('POST', "$Base/api/v1/session",
 is($st, 401, "$name: the bound frees up again");
 --- error_log
 password hashes in progress, refusing another
+
+
+
+=== TEST 14: a write on the session cookie is taken from this origin only (CSRF)
+--- request
+GET /ping
+--- nutripro_check
+my $op = cp_operator(role => 'admin');
+my $tok = cp_login($Base, $op);
+my $cookie = "Cookie: nutripro_session=$tok";
+my ($st) = http_req('GET', "$Base/api/v1/session", headers => [$cookie, 'Origin: https://evil.example']);
+is($st, 200, "$name: a read from anywhere (CORS keeps its answer from the page)");
+($st) = http_req('DELETE', "$Base/api/v1/session", headers => [$cookie, 'Origin: https://evil.example']);
+is($st, 401, "$name: a write from another origin is not authenticated by the cookie");
+($st) = http_req('DELETE', "$Base/api/v1/session", headers => [$cookie, 'Origin: null']);
+is($st, 401, "$name: nor from an opaque origin");
+($st) = http_req('GET', "$Base/api/v1/session", headers => [$cookie]);
+is($st, 200, "$name: so the session still stands");
+($st) = http_req('DELETE', "$Base/api/v1/session", token => $tok, headers => ['Origin: https://evil.example']);
+isnt($st, 401, "$name: a bearer token is not ambient: accepted from anywhere");
+my $tok2 = cp_login($Base, $op, totp => totp($op->{secret}, time + 30));
+(my $origin = $Base) =~ s{/+$}{};
+($st) = http_req('DELETE', "$Base/api/v1/session", headers => ["Cookie: nutripro_session=$tok2", "Origin: $origin"]);
+isnt($st, 401, "$name: a write from this origin is taken ($origin)");
+($st) = http_req('GET', "$Base/api/v1/session", token => $tok2);
+is($st, 401, "$name: and ended the session");
+--- error_log
+session cookie ignored for a write from another origin

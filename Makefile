@@ -68,7 +68,7 @@ test: build db unit
 # (build/asan/modules) in Debian's nginx with the runtimes preloaded; any
 # sanitizer report fails it
 asan: build db
-	@./scripts/build-asan.sh
+	@./scripts/build.sh asan
 	@rm -rf t/servroot build/asan/reports
 	TEST_NGINX_BINARY=$(TOP)/scripts/nginx-asan.sh NUTRIPRO_TIME_SCALE=3 \
 	    TEST_NGINX_MODULES=$(TOP)/build/asan/modules prove -I t/lib -I . -r t

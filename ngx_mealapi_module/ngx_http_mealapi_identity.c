@@ -1,8 +1,9 @@
 
 /*
  * Tenant identity: the client certificate's fingerprint (once per TLS
- * connection), removal of client-supplied identity headers, and the
- * HMAC-SHA256 signature that carries the identity to the backend.
+ * connection), removal of client-supplied identity (and request-line
+ * override) headers, and the HMAC-SHA256 signature that carries the
+ * identity to the backend.
  *
  * Signed string (one "\n" between fields, none at the end):
  *
@@ -43,7 +44,9 @@ static ngx_int_t ngx_http_mealapi_add_header(ngx_http_request_t *r,
     ngx_http_mealapi_header_t *name, u_char *value, size_t len);
 static ngx_table_elt_t *ngx_http_mealapi_find_header(ngx_http_request_t *r,
     ngx_str_t *prefix, const char *name);
-static ngx_uint_t ngx_http_mealapi_identity_name(ngx_str_t *name,
+static ngx_uint_t ngx_http_mealapi_header_is(ngx_str_t *name, ngx_str_t *s,
+    ngx_uint_t prefix);
+static ngx_uint_t ngx_http_mealapi_strip_header(ngx_str_t *name,
     ngx_str_t *prefix);
 static ngx_int_t ngx_http_mealapi_hmac(ngx_http_request_t *r,
     ngx_http_mealapi_ctx_t *ctx, ngx_http_mealapi_loc_conf_t *mlcf,
@@ -112,25 +115,25 @@ ngx_http_mealapi_client_cert(ngx_http_request_t *r, ngx_int_t index,
 
 
 /*
- * The header is in the identity name space: its name starts with the
- * prefix, in any case, "_" standing for "-" (with underscores_in_headers
- * on, "X_Mealapi_Tenant" would reach a CGI-style backend as the same
- * HTTP_X_MEALAPI_TENANT as the gateway's own header)
+ * Header names compare in any case and with "_" standing for "-": with
+ * underscores_in_headers on, "X_Mealapi_Tenant" would reach a CGI-style
+ * backend as the same HTTP_X_MEALAPI_TENANT as the gateway's own header.
+ * 1: name starts with (prefix) or is (!prefix) s.
  */
 
 static ngx_uint_t
-ngx_http_mealapi_identity_name(ngx_str_t *name, ngx_str_t *prefix)
+ngx_http_mealapi_header_is(ngx_str_t *name, ngx_str_t *s, ngx_uint_t prefix)
 {
     u_char      a, b;
     ngx_uint_t  i;
 
-    if (name->len < prefix->len) {
+    if (name->len < s->len || (!prefix && name->len != s->len)) {
         return 0;
     }
 
-    for (i = 0; i < prefix->len; i++) {
+    for (i = 0; i < s->len; i++) {
         a = ngx_tolower(name->data[i]);
-        b = ngx_tolower(prefix->data[i]);
+        b = ngx_tolower(s->data[i]);
 
         if (a == '_') {
             a = '-';
@@ -150,8 +153,43 @@ ngx_http_mealapi_identity_name(ngx_str_t *name, ngx_str_t *prefix)
 
 
 /*
- * Drops every request header whose name starts with the identity prefix:
- * only the gateway speaks in that name space.  ngx_list_t cannot delete,
+ * Headers that some frameworks take over the request line: the gateway
+ * routed, and signed, the method and target of the request line only
+ */
+
+static ngx_str_t  ngx_http_mealapi_override_headers[] = {
+    ngx_string("X-HTTP-Method-Override"),
+    ngx_string("X-HTTP-Method"),
+    ngx_string("X-Method-Override"),
+    ngx_string("X-Original-URL"),
+    ngx_string("X-Rewrite-URL"),
+    ngx_null_string
+};
+
+
+static ngx_uint_t
+ngx_http_mealapi_strip_header(ngx_str_t *name, ngx_str_t *prefix)
+{
+    ngx_str_t  *o;
+
+    if (ngx_http_mealapi_header_is(name, prefix, 1)) {
+        return 1;
+    }
+
+    for (o = ngx_http_mealapi_override_headers; o->len; o++) {
+        if (ngx_http_mealapi_header_is(name, o, 0)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * Drops every request header whose name starts with the identity prefix
+ * (only the gateway speaks in that name space) or that would override the
+ * request line.  ngx_list_t cannot delete,
  * so the list is rebuilt, and only when such a header is present.
  */
 
@@ -179,7 +217,7 @@ ngx_http_mealapi_strip_identity(ngx_http_request_t *r, ngx_str_t *prefix)
             i = 0;
         }
 
-        if (ngx_http_mealapi_identity_name(&h[i].key, prefix)) {
+        if (ngx_http_mealapi_strip_header(&h[i].key, prefix)) {
             found++;
         }
     }
@@ -189,7 +227,8 @@ ngx_http_mealapi_strip_identity(ngx_http_request_t *r, ngx_str_t *prefix)
     }
 
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                  "mealapi: removed %ui client-supplied identity header%s",
+                  "mealapi: removed %ui client-supplied identity or "
+                  "override header%s",
                   found, found == 1 ? "" : "s");
 
     /* the old parts stay in the pool: iterate them, push into a new list */
@@ -218,7 +257,7 @@ ngx_http_mealapi_strip_identity(ngx_http_request_t *r, ngx_str_t *prefix)
             i = 0;
         }
 
-        if (ngx_http_mealapi_identity_name(&h[i].key, prefix)) {
+        if (ngx_http_mealapi_strip_header(&h[i].key, prefix)) {
             continue;
         }
 

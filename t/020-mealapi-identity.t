@@ -173,7 +173,7 @@ server {
 server {
     listen 127.0.0.1:$TEST_NGINX_RAND_PORT_3;
     location / {
-        return 200 "uri=$request_uri method=$request_method tenant_id=$http_x_mealapi_tenant_id tenant=$http_x_mealapi_tenant plan=$http_x_mealapi_plan sig=$http_x_echo_signature body=$http_x_echo_body client=$http_x_echo_client evil=$http_x_mealapi_evil\n";
+        return 200 "uri=$request_uri method=$request_method tenant_id=$http_x_mealapi_tenant_id tenant=$http_x_mealapi_tenant plan=$http_x_mealapi_plan sig=$http_x_echo_signature body=$http_x_echo_body client=$http_x_echo_client evil=$http_x_mealapi_evil$http_x_http_method_override$http_x_original_url$http_x_rewrite_url\n";
     }
 }
 CONF
@@ -337,7 +337,7 @@ X-Mealapi-Evil: 1
 --- response_body_like eval
 qr{^uri=/v1/samples method=GET tenant_id=$::TenantA tenant=tenant-a plan=standard sig=valid .* evil=$}
 --- error_log
-mealapi: removed 5 client-supplied identity headers
+mealapi: removed 5 client-supplied identity or override headers
 
 
 
@@ -736,4 +736,19 @@ X-Mealapi_Evil: 2
 --- response_body_like eval
 qr{^uri=/v1/samples method=GET tenant_id=$::TenantA tenant=tenant-a plan=standard sig=valid .* evil=$}
 --- error_log
-mealapi: removed 3 client-supplied identity headers
+mealapi: removed 3 client-supplied identity or override headers
+
+
+
+=== TEST 32: headers that would override the request line never reach the backend
+--- request
+GET /a/v1/samples
+--- more_headers
+X-HTTP-Method-Override: DELETE
+X-Original-URL: /admin
+x-rewrite-url: /admin
+X-Forwarded-For: 192.0.2.1
+--- response_body_like eval
+qr{^uri=/v1/samples method=GET tenant_id=$::TenantA tenant=tenant-a plan=standard sig=valid .* evil=$}
+--- error_log
+mealapi: removed 3 client-supplied identity or override headers

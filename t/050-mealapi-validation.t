@@ -217,7 +217,7 @@ Content-Type: application/json
 my $body = '{"title":"Chunked","kind":"recipe","language":"fr","text":"Ratatouille"}';
 my @chunks = map { sprintf("%x\r\n%s\r\n", length $_, $_) } ($body =~ /(.{1,9})/gs);
 ["POST /a/v1/samples HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
- @chunks[0 .. 3], join('', @chunks[4 .. $#chunks]) . "0\r\n\r\n"]
+ @chunks[0 .. 3], CORE::join('', @chunks[4 .. $#chunks]) . "0\r\n\r\n"]
 --- response_body_like: ^passed [0-9a-f]{64}$
 
 

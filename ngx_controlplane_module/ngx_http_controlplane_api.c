@@ -794,7 +794,8 @@ ngx_http_controlplane_answer(ngx_http_request_t *r,
  * SHA-256 fingerprint.  Onboarding operators register a tenant's first
  * certificates only (while it has never had one: a tenant whose
  * certificates were all revoked is not theirs to re-register); tenant
- * managers their own tenant's.
+ * managers their own tenant's.  The tenant's row is updated, not read:
+ * its lock makes two concurrent first registrations one (009_...sql).
  */
 
 ngx_int_t
@@ -953,10 +954,11 @@ ngx_http_controlplane_certificate_add(ngx_http_request_t *r,
     X509_free(cert);
 
     return ngx_http_controlplane_query(r, ctx, "certificate.add",
-        "WITH t AS (SELECT t.id FROM tenants t WHERE t.id = $5::bigint"
+        "WITH t AS (UPDATE tenants t SET first_certificate_at ="
+        " coalesce(t.first_certificate_at, now()) WHERE t.id = $5::bigint"
         " AND t.deleted_at IS NULL AND ($4::bigint IS NULL OR t.id = $4)"
-        " AND NOT ($6::boolean AND EXISTS (SELECT 1 FROM tenant_certificates"
-        " c WHERE c.tenant_id = t.id))),"
+        " AND NOT ($6::boolean AND t.first_certificate_at IS NOT NULL)"
+        " RETURNING t.id),"
         " c AS (INSERT INTO tenant_certificates (tenant_id,"
         " fingerprint_sha256, subject, serial, not_before, not_after)"
         " SELECT t.id, decode($11, 'hex'), $7, $8, $9::timestamptz,"

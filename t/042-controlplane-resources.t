@@ -297,3 +297,44 @@ is(psql("SELECT count(*) FROM pg_tables WHERE tablename = 'tenants'"), 1, "$name
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 7: concurrent first certificates from onboarding: one is registered
+--- request
+GET /ping
+--- timeout: 30
+--- nutripro_check
+use File::Temp qw(tempdir);
+my $dir = tempdir(CLEANUP => 1);
+my $pki = $ENV{TEST_NGINX_PKI};
+# two fresh certificates of the tenant CA, nobody's yet
+for my $n (1, 2) {
+    system("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=race-$n"
+           . " -keyout $dir/$n.key -out $dir/$n.csr 2>/dev/null") == 0 or die "csr";
+    system("openssl x509 -req -in $dir/$n.csr -CA $pki/tenant-ca.crt -CAkey $pki/tenant-ca.key"
+           . " -CAcreateserial -CAserial $dir/serial -days 2 -out $dir/$n.crt 2>/dev/null") == 0 or die "x509";
+    my $pem = do { local $/; open my $f, '<', "$dir/$n.crt" or die; <$f> };
+    open my $o, '>', "$dir/$n.json" or die;
+    print $o JSON::PP->new->encode({ pem => $pem });
+    close $o;
+}
+my $onb = cp_login($Base, cp_operator(role => 'onboarding'));
+my ($st, $h, $body) = http_req('POST', "$Base/api/v1/tenants", token => $onb,
+    json => { slug => unique_name('race'), name => 'Race', plan => 'standard' });
+is($st, 201, "$name: tenant created");
+my $tid = json_dec($body)->{id};
+my @req = map { ('-o', '/dev/null', '-w', '%{http_code}\n', '-H', "Authorization: Bearer $onb",
+                 '-H', 'Content-Type: application/json', '--data-binary', "\@$dir/$_.json",
+                 "$Base/api/v1/tenants/$tid/certificates") } (1, 2);
+my @codes;
+for my $round (1 .. 3) {
+    open my $fh, '-|', 'curl', '-s', '-m', '10', '--parallel', '--parallel-immediate',
+        @req[0 .. 10], '--next', @req[11 .. 21] or die "curl: $!";
+    push @codes, sort map { chomp; $_ } <$fh>;
+    close $fh;
+}
+is("@codes[0, 1]", '201 404', "$name: of two at once, one registered, one refused");
+is("@codes[2 .. 5]", '404 404 404 404', "$name: and none after");
+is(psql("SELECT count(*) FROM tenant_certificates WHERE tenant_id = $tid"), 1,
+   "$name: one certificate in the database");

@@ -61,7 +61,12 @@ static ngx_http_controlplane_route_t  ngx_http_controlplane_routes[] = {
       "{\"type\":\"object\",\"additionalProperties\":false,"
       "\"required\":[\"username\",\"password\",\"totp\"],"
       "\"properties\":{"
-      "\"username\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":64},"
+      /*
+       * the form user names are created in: ASCII only, so that the login
+       * limit's key (ASCII lower case) and the database's lower() agree
+       */
+      "\"username\":{\"type\":\"string\",\"pattern\":"
+                    "\"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$\"},"
       "\"password\":{\"type\":\"string\",\"minLength\":1,"
                     "\"maxLength\":1024},"
       "\"totp\":{\"type\":\"string\",\"pattern\":\"^[0-9]{6}$\"}}}",

@@ -108,7 +108,9 @@ my @cases = (
   ['PUT',    '/api/v1/settings/note', { value => $inj, other => 1 }, 422],
   ['PUT',    '/api/v1/settings/default_plan', { value => $inj }, 422],
   ['PUT',    '/api/v1/settings/note', { value => $big }, 413],
-  ['POST',   '/api/v1/session', { username => $inj, password => $inj, totp => '123456' }, 401],
+  ['POST',   '/api/v1/session', { username => $inj, password => $inj, totp => '123456' }, 422],
+  ['POST',   '/api/v1/session', { username => 'nobody', password => $inj, totp => '123456' }, 401],
+  ['POST',   '/api/v1/session', '{"username":"\\u212Aate","password":"p","totp":"123456"}', 422],
   ['POST',   '/api/v1/session', { username => 'a', password => 'p' x 2000, totp => '123456' }, 422],
   ['POST',   '/api/v1/session', { username => 'a', password => 'p', totp => "1' OR" }, 422],
 );

@@ -270,6 +270,47 @@ ngx_nutripro_body_text(ngx_http_request_t *r, ngx_str_t *text)
 
 
 ngx_int_t
+ngx_nutripro_header_once(ngx_http_request_t *r, ngx_str_t *prefix,
+    ngx_str_t *name, ngx_table_elt_t **h)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *e;
+
+    *h = NULL;
+    part = &r->headers_in.headers.part;
+    e = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            e = part->elts;
+            i = 0;
+        }
+
+        if (e[i].key.len == prefix->len + name->len
+            && ngx_strncasecmp(e[i].key.data, prefix->data, prefix->len) == 0
+            && ngx_strncasecmp(e[i].key.data + prefix->len, name->data,
+                               name->len) == 0)
+        {
+            if (*h) {
+                return NGX_DECLINED;
+            }
+
+            *h = &e[i];
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
 ngx_nutripro_json_cleanup(ngx_pool_t *pool, json_t *json)
 {
     ngx_pool_cleanup_t  *cln;

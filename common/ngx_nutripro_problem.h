@@ -48,6 +48,13 @@ ngx_int_t ngx_nutripro_retry_after(ngx_http_request_t *r, time_t seconds);
  */
 ngx_int_t ngx_nutripro_body_text(ngx_http_request_t *r, ngx_str_t *text);
 
+/*
+ * The request header named prefix + name (in any case): NGX_OK with *h,
+ * or NULL when absent; NGX_DECLINED when there are several.
+ */
+ngx_int_t ngx_nutripro_header_once(ngx_http_request_t *r, ngx_str_t *prefix,
+    ngx_str_t *name, ngx_table_elt_t **h);
+
 /* json_t released with the request pool */
 ngx_int_t ngx_nutripro_json_cleanup(ngx_pool_t *pool, json_t *json);
 

@@ -230,36 +230,13 @@ ngx_http_controlplane_same_origin(ngx_http_request_t *r)
 {
     u_char           *p, *last;
     ngx_str_t        *host;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h, *origin;
+    ngx_table_elt_t  *origin;
 
-    origin = NULL;
-    part = &r->headers_in.headers.part;
-    h = part->elts;
+    static ngx_str_t  none = ngx_null_string;
+    static ngx_str_t  name = ngx_string("Origin");
 
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == sizeof("Origin") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Origin",
-                               sizeof("Origin") - 1) == 0)
-        {
-            if (origin) {
-                return 0;
-            }
-
-            origin = &h[i];
-        }
+    if (ngx_nutripro_header_once(r, &none, &name, &origin) != NGX_OK) {
+        return 0;
     }
 
     if (origin == NULL) {

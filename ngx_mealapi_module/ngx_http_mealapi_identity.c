@@ -339,47 +339,23 @@ ngx_http_mealapi_header_names(ngx_conf_t *cf, ngx_str_t *prefix)
 }
 
 
+/* the identity header prefix + name, when the client sent it once */
+
 static ngx_table_elt_t *
 ngx_http_mealapi_find_header(ngx_http_request_t *r, ngx_str_t *prefix,
     const char *name)
 {
-    size_t            n;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h, *found;
+    ngx_str_t         n;
+    ngx_table_elt_t  *h;
 
-    n = ngx_strlen(name);
-    found = NULL;
+    n.data = (u_char *) name;
+    n.len = ngx_strlen(name);
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == prefix->len + n
-            && ngx_strncasecmp(h[i].key.data, prefix->data, prefix->len) == 0
-            && ngx_strncasecmp(h[i].key.data + prefix->len, (u_char *) name,
-                               n) == 0)
-        {
-            if (found) {
-                return NULL;    /* a repeated header is no identity */
-            }
-
-            found = &h[i];
-        }
+    if (ngx_nutripro_header_once(r, prefix, &n, &h) != NGX_OK) {
+        return NULL;    /* a repeated header is no identity */
     }
 
-    return found;
+    return h;
 }
 
 

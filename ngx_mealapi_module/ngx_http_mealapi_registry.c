@@ -107,7 +107,7 @@ static void ngx_http_mealapi_sync_notify(ngx_pgasync_listen_t *ls,
     const char *payload);
 static ngx_int_t ngx_http_mealapi_sync_row(ngx_http_mealapi_registry_t *reg,
     PGresult *res, int row, ngx_uint_t generation);
-static ngx_msec_t ngx_http_mealapi_wall_msec(void);
+static ngx_msec_t ngx_http_mealapi_lease_clock(void);
 
 
 static ngx_http_mealapi_sync_t  ngx_http_mealapi_sync;
@@ -629,10 +629,24 @@ ngx_http_mealapi_registry_exit_process(ngx_http_mealapi_registry_t *reg)
 }
 
 
+/*
+ * The lease's clock: read now, not nginx's cached time (a worker busy for
+ * a while would see its lease younger than it is), and monotonic, the same
+ * in every process, so that a step of the wall clock hands no lease over;
+ * nginx's cached wall clock where there is no monotonic one
+ */
+
 static ngx_msec_t
-ngx_http_mealapi_wall_msec(void)
+ngx_http_mealapi_lease_clock(void)
 {
-    ngx_time_t  *tp;
+    ngx_time_t       *tp;
+#if (NGX_HAVE_CLOCK_MONOTONIC)
+    struct timespec   ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0) {
+        return (ngx_msec_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
+#endif
 
     tp = ngx_timeofday();
 
@@ -656,7 +670,7 @@ ngx_http_mealapi_sync_tick(ngx_event_t *ev)
         return;
     }
 
-    now = ngx_http_mealapi_wall_msec();
+    now = ngx_http_mealapi_lease_clock();
 
     ngx_shmtx_lock(&reg->shpool->mutex);
 
@@ -930,7 +944,7 @@ ngx_http_mealapi_sync_loaded(ngx_pgasync_op_t *op)
     ngx_shmtx_lock(&sync->reg->shpool->mutex);
 
     if (sh->owner != ngx_pid
-        || sh->lease_until < ngx_http_mealapi_wall_msec())
+        || sh->lease_until < ngx_http_mealapi_lease_clock())
     {
         ngx_shmtx_unlock(&sync->reg->shpool->mutex);
         ngx_log_error(NGX_LOG_NOTICE, op->log, 0,
@@ -1016,7 +1030,7 @@ ngx_http_mealapi_sync_apply(ngx_event_t *ev)
     ngx_shmtx_lock(&sync->reg->shpool->mutex);
 
     lost = sh->owner != ngx_pid
-           || sh->lease_until < ngx_http_mealapi_wall_msec()
+           || sh->lease_until < ngx_http_mealapi_lease_clock()
            || sh->generation != sync->generation;
 
     ngx_shmtx_unlock(&sync->reg->shpool->mutex);

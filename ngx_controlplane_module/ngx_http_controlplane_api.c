@@ -122,6 +122,14 @@ static ngx_http_controlplane_route_t  ngx_http_controlplane_routes[] = {
                   "\"pattern\":\"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$\"}}}}",
       NULL },
 
+    /* the whole plan, unit prices and route scope included: admins */
+
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, ngx_string("/api/v1/plans/{}"),
+      NGX_HTTP_CP_ADMIN, NULL,
+      "plan.get", "s0",
+      "SELECT row_to_json(p)::text FROM plans p WHERE p.id = $1::bigint",
+      200, NULL, NULL },
+
     { NGX_HTTP_PATCH, ngx_string("/api/v1/plans/{}"),
       NGX_HTTP_CP_ADMIN, NULL,
       "plan.update", "op,user,addr,s0,body",

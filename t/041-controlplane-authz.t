@@ -76,6 +76,7 @@ my @matrix = (
   ['GET',    '/api/v1/plans',                      undef, 200, 200, 200, 200],
   ['POST',   '/api/v1/plans', { name => 'p', rate_per_sec => 1, burst => 1, description => 'x' . rand() },
                                                           401, 201, 403, 403],
+  ['GET',    "/api/v1/plans/$plan",                undef, 401, 200, 403, 403],
   ['PATCH',  "/api/v1/plans/$plan", { description => 'changed' },
                                                           401, 200, 403, 403],
   ['GET',    '/api/v1/session',                    undef, 401, 200, 200, 200],

@@ -176,6 +176,13 @@ my $b = json_dec($body);
 is($b->{requests}, 1500, "$name: the month's requests");
 is($b->{amount_cents}, 4900 + 30, "$name: base price + 1500 x 20 cents / 1000");
 is($b->{price_per_1k_cents}, 20, "$name: admin sees unit prices");
+my $pid = psql("SELECT id FROM plans WHERE name = 'standard'");
+($st, $h, $body) = http_req('GET', "$Base/api/v1/plans/$pid", token => $admin);
+my $plan = json_dec($body);
+is("$st $plan->{price_monthly_cents} $plan->{price_per_1k_cents}", "200 4900 20",
+   "$name: and reads them on the plan");
+($st) = http_req('GET', "$Base/api/v1/plans/$pid", token => $tm);
+is($st, 403, "$name: a tenant manager does not");
 ($st, $h, $body) = http_req('GET', "$Base/api/v1/tenants/$tid/billing", token => $tm);
 is($st, 200, "$name: the tenant manager reads its own bill");
 $b = json_dec($body);

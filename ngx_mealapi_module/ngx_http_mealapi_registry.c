@@ -1023,8 +1023,8 @@ ngx_http_mealapi_sync_apply(ngx_event_t *ev)
     sh = sync->reg->sh;
 
     /*
-     * Between turns the lease may have run out (a stalled worker, a clock
-     * step) and another worker begun its own load: this answer is older
+     * Between turns the lease may have run out (this worker stalled for
+     * seconds) and another worker begun its own load: this answer is older
      */
 
     ngx_shmtx_lock(&sync->reg->shpool->mutex);

@@ -584,16 +584,20 @@ done:
 
 /*
  * A worker leaving flushes what is left, blocking: it serves nothing any
- * more, and the zone may go away with the last worker.
+ * more, and the zone may go away with the last worker.  One collect takes
+ * one row per tenant (the inflight deltas, else the older day), so it
+ * goes round until nothing is left: inflight, then up to two days.
  */
 
 void
 ngx_http_mealapi_usage_exit(ngx_http_mealapi_main_conf_t *mmcf,
     ngx_log_t *log)
 {
+    char              *state;
     PGconn            *pg;
     PGresult          *res;
     ngx_int_t          rows;
+    ngx_uint_t         round;
     ngx_pool_t        *pool;
     ngx_pgasync_db_t  *db;
     char              *values[NGX_HTTP_MEALAPI_FLUSH_PARAMS];
@@ -608,49 +612,62 @@ ngx_http_mealapi_usage_exit(ngx_http_mealapi_main_conf_t *mmcf,
         ngx_http_mealapi_flush.flushing = 0;
     }
 
-    pool = ngx_create_pool(4096, log);
-    if (pool == NULL) {
-        return;
-    }
-
-    rows = ngx_http_mealapi_usage_collect(mmcf, pool, values, log);
-
-    if (rows <= 0) {
-        ngx_destroy_pool(pool);
-        return;
-    }
-
+    pg = NULL;
     db = mmcf->usage_db;
 
-    pg = PQconnectdbParams(db->keywords[0], db->values[0], 0);
+    for (round = 0; round < 3; round++) {
 
-    if (PQstatus(pg) != CONNECTION_OK) {
-        ngx_log_error(NGX_LOG_ALERT, log, 0,
-                      "mealapi usage: final flush of %i rows impossible, "
-                      "database unreachable: they stay in shared memory "
-                      "for the next worker", rows);
-        PQfinish(pg);
-        ngx_destroy_pool(pool);
-        return;
-    }
+        pool = ngx_create_pool(4096, log);
+        if (pool == NULL) {
+            break;
+        }
 
-    res = PQexecParams(pg, ngx_http_mealapi_flush_sql,
-                       NGX_HTTP_MEALAPI_FLUSH_PARAMS, NULL,
-                       (const char *const *) values, NULL, NULL, 0);
+        rows = ngx_http_mealapi_usage_collect(mmcf, pool, values, log);
 
-    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        if (rows <= 0) {
+            ngx_destroy_pool(pool);
+            break;
+        }
+
+        if (pg == NULL) {
+            pg = PQconnectdbParams(db->keywords[0], db->values[0], 0);
+
+            if (PQstatus(pg) != CONNECTION_OK) {
+                ngx_log_error(NGX_LOG_ALERT, log, 0,
+                              "mealapi usage: final flush of %i rows "
+                              "impossible, database unreachable: they stay "
+                              "in shared memory for the next worker, if "
+                              "any", rows);
+                ngx_destroy_pool(pool);
+                break;
+            }
+        }
+
+        res = PQexecParams(pg, ngx_http_mealapi_flush_sql,
+                           NGX_HTTP_MEALAPI_FLUSH_PARAMS, NULL,
+                           (const char *const *) values, NULL, NULL, 0);
+
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+            ngx_log_error(NGX_LOG_ALERT, log, 0,
+                          "mealapi usage: final flush failed with "
+                          "SQLSTATE %s", state ? state : "?");
+            PQclear(res);
+            ngx_destroy_pool(pool);
+            break;
+        }
+
         ngx_http_mealapi_usage_clear(mmcf->throttle);
 
         ngx_log_error(NGX_LOG_INFO, log, 0,
                       "mealapi usage: final flush of %i rows", rows);
 
-    } else {
-        ngx_log_error(NGX_LOG_ALERT, log, 0,
-                      "mealapi usage: final flush failed with SQLSTATE %s",
-                      PQresultErrorField(res, PG_DIAG_SQLSTATE));
+        PQclear(res);
+        ngx_destroy_pool(pool);
     }
 
-    PQclear(res);
-    PQfinish(pg);
-    ngx_destroy_pool(pool);
+    if (pg) {
+        PQfinish(pg);
+    }
 }

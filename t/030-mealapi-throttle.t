@@ -128,3 +128,25 @@ wait_for(sub { !kill(0, $pid) }, 5);
 is(usage_of($::TenantA, 'requests'), $n, "$name: the $n requests were flushed at exit");
 is(usage_of($::TenantA, 'refused_route'), 1, "$name: and the refused one, by reason");
 ok(usage_of($::TenantA, 'bytes_out') > 0, "$name: bytes out counted");
+
+
+
+=== TEST 9: a shutdown after failed flushes sends the inflight deltas and the newer ones
+--- flush: 300ms
+--- request
+GET /ping
+--- nutripro_check
+psql("DELETE FROM usage_daily WHERE tenant_id = $::TenantA");
+# the gateway may not write usage for a while: its flushes fail, the
+# deltas they carried stay inflight, the next requests count beside them
+psql("REVOKE INSERT (requests) ON usage_daily FROM nutripro_gateway");
+my $n = 0;
+for (1 .. 2) { my ($st) = curl_get("$Base/a/v1/samples"); $n++ if $st == 200 }
+my $failed = wait_for(sub { error_log_has(qr/mealapi usage: flush failed/) }, 5);
+for (1 .. 2) { my ($st) = curl_get("$Base/a/v1/samples"); $n++ if $st == 200 }
+psql("GRANT INSERT (requests) ON usage_daily TO nutripro_gateway");
+my $pid = master_pid();
+kill 'QUIT', $pid;
+wait_for(sub { !kill(0, $pid) }, 5);
+ok($failed, "$name: a flush failed first");
+is(usage_of($::TenantA, 'requests'), $n, "$name: all $n requests arrived, none lost at exit");

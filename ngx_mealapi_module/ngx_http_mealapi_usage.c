@@ -65,7 +65,7 @@ static const char  ngx_http_mealapi_flush_sql[] =
     " $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[],"
     " $13::bigint[], $14::bigint[]) AS v(tenant_id, day, requests, s2, s3,"
     " s4, s5, ra, rr, rl, rq, rv, bi, bo)"
-    " WHERE v.tenant_id IN (SELECT tenant_id FROM gateway_registry)"
+    " WHERE v.tenant_id IN (SELECT tenant_id FROM gateway_tenant_ids)"
     " ON CONFLICT (tenant_id, day) DO UPDATE SET"
     " requests = u.requests + EXCLUDED.requests,"
     " status_2xx = u.status_2xx + EXCLUDED.status_2xx,"

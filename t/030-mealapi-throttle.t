@@ -150,3 +150,22 @@ kill 'QUIT', $pid;
 wait_for(sub { !kill(0, $pid) }, 5);
 ok($failed, "$name: a flush failed first");
 is(usage_of($::TenantA, 'requests'), $n, "$name: all $n requests arrived, none lost at exit");
+
+
+
+=== TEST 10: a tenant deleted before its usage was flushed: the usage is still recorded
+--- flush: 300ms
+--- request
+GET /ping
+--- nutripro_check
+psql("DELETE FROM usage_daily WHERE tenant_id = $::TenantA");
+psql("REVOKE INSERT (requests) ON usage_daily FROM nutripro_gateway");
+my $n = 0;
+for (1 .. 2) { my ($st) = curl_get("$Base/a/v1/samples"); $n++ if $st == 200 }
+my $failed = wait_for(sub { error_log_has(qr/mealapi usage: flush failed/) }, 5);
+psql("UPDATE tenants SET deleted_at = now() WHERE id = $::TenantA");
+psql("GRANT INSERT (requests) ON usage_daily TO nutripro_gateway");
+my $arrived = wait_for(sub { usage_of($::TenantA, 'requests') >= $n }, 5);
+psql("UPDATE tenants SET deleted_at = NULL WHERE id = $::TenantA");
+ok($failed, "$name: a flush failed first");
+ok($n > 0 && $arrived, "$name: the deleted tenant's $n requests were recorded");

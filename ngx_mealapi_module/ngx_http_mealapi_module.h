@@ -110,6 +110,7 @@ typedef struct {
     int64_t                        month_used;  /* quota units this month */
     int64_t                        flushed;     /* of them, acknowledged */
     ngx_pid_t                      flusher;     /* owner of "inflight" */
+    int64_t                        batch;       /* inflight's flush id */
     ngx_http_mealapi_usage_t       slot[2];     /* deltas by day */
     ngx_http_mealapi_usage_t       inflight;    /* sent, not acknowledged */
 } ngx_http_mealapi_tnode_t;

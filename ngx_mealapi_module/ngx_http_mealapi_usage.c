@@ -23,10 +23,12 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <openssl/rand.h>
+
 #include "ngx_http_mealapi_module.h"
 
 
-#define NGX_HTTP_MEALAPI_FLUSH_PARAMS  (2 + NGX_HTTP_MEALAPI_NCOUNTERS)
+#define NGX_HTTP_MEALAPI_FLUSH_PARAMS  (3 + NGX_HTTP_MEALAPI_NCOUNTERS)
 
 
 typedef struct {
@@ -56,16 +58,27 @@ static ngx_http_mealapi_flush_t  ngx_http_mealapi_flush;
 
 
 
+/*
+ * Rows are added only if their batch id is new (011_usage_flush_batches):
+ * a flush sent again after its answer was lost is applied once.
+ */
+
 static const char  ngx_http_mealapi_flush_sql[] =
-    "INSERT INTO usage_daily AS u (tenant_id, day, requests, status_2xx,"
-    " status_3xx, status_4xx, status_5xx, refused_auth, refused_route,"
-    " refused_rate, refused_quota, refused_validation, bytes_in, bytes_out)"
-    " SELECT v.* FROM unnest($1::bigint[], $2::date[], $3::bigint[],"
+    "WITH v AS (SELECT * FROM unnest($1::bigint[], $2::date[], $3::bigint[],"
     " $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],"
     " $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[],"
-    " $13::bigint[], $14::bigint[]) AS v(tenant_id, day, requests, s2, s3,"
-    " s4, s5, ra, rr, rl, rq, rv, bi, bo)"
-    " WHERE v.tenant_id IN (SELECT tenant_id FROM gateway_tenant_ids)"
+    " $13::bigint[], $14::bigint[], $15::bigint[]) AS v(tenant_id, day,"
+    " requests, s2, s3, s4, s5, ra, rr, rl, rq, rv, bi, bo, batch)"
+    " WHERE v.tenant_id IN (SELECT tenant_id FROM gateway_tenant_ids)),"
+    " b AS (INSERT INTO usage_flush_batches (batch)"
+    " SELECT DISTINCT batch FROM v ON CONFLICT DO NOTHING RETURNING batch),"
+    " o AS (DELETE FROM usage_flush_batches"
+    " WHERE flushed_at < now() - interval '7 days')"
+    " INSERT INTO usage_daily AS u (tenant_id, day, requests, status_2xx,"
+    " status_3xx, status_4xx, status_5xx, refused_auth, refused_route,"
+    " refused_rate, refused_quota, refused_validation, bytes_in, bytes_out)"
+    " SELECT v.tenant_id, v.day, v.requests, v.s2, v.s3, v.s4, v.s5, v.ra,"
+    " v.rr, v.rl, v.rq, v.rv, v.bi, v.bo FROM v JOIN b ON b.batch = v.batch"
     " ON CONFLICT (tenant_id, day) DO UPDATE SET"
     " requests = u.requests + EXCLUDED.requests,"
     " status_2xx = u.status_2xx + EXCLUDED.status_2xx,"
@@ -241,6 +254,7 @@ ngx_http_mealapi_usage_collect(ngx_http_mealapi_main_conf_t *mmcf,
 {
     u_char                       *p[NGX_HTTP_MEALAPI_FLUSH_PARAMS];
     size_t                        size;
+    int64_t                       batch;
     ngx_tm_t                      tm;
     ngx_int_t                     rows;
     ngx_uint_t                    i, k, n;
@@ -250,6 +264,17 @@ ngx_http_mealapi_usage_collect(ngx_http_mealapi_main_conf_t *mmcf,
     ngx_http_mealapi_throttle_t  *th;
 
     th = mmcf->throttle;
+
+    /*
+     * the id of the deltas this collect moves in flight: random, positive,
+     * never reused across workers and restarts in practice
+     */
+
+    if (RAND_bytes((u_char *) &batch, sizeof(batch)) != 1) {
+        return NGX_ERROR;
+    }
+
+    batch &= 0x7fffffffffffffffLL;
 
     ngx_shmtx_lock(&th->shpool->mutex);
 
@@ -281,6 +306,7 @@ ngx_http_mealapi_usage_collect(ngx_http_mealapi_main_conf_t *mmcf,
             }
 
             tn->inflight = tn->slot[k];
+            tn->batch = batch;
             ngx_memzero(&tn->slot[k], sizeof(ngx_http_mealapi_usage_t));
         }
 
@@ -328,6 +354,9 @@ ngx_http_mealapi_usage_collect(ngx_http_mealapi_main_conf_t *mmcf,
             p[2 + i] = ngx_sprintf(p[2 + i], "%s%uL", rows ? "," : "",
                                    u->n[i]);
         }
+
+        p[2 + i] = ngx_sprintf(p[2 + i], "%s%L", rows ? "," : "",
+                               tn->batch);
 
         rows++;
     }

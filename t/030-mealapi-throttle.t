@@ -169,3 +169,44 @@ my $arrived = wait_for(sub { usage_of($::TenantA, 'requests') >= $n }, 5);
 psql("UPDATE tenants SET deleted_at = NULL WHERE id = $::TenantA");
 ok($failed, "$name: a flush failed first");
 ok($n > 0 && $arrived, "$name: the deleted tenant's $n requests were recorded");
+
+
+
+=== TEST 11: a flush sent again is applied once (its batch id is known)
+--- flush: 300ms
+--- request
+GET /ping
+--- nutripro_check
+psql("DELETE FROM usage_daily WHERE tenant_id = $::TenantA");
+# the server logs the gateway's statements with their parameters for a
+# moment: the test then sends the gateway's flush again, as the gateway
+# would after losing the answer to a committed flush
+my $log = "$ENV{TEST_NGINX_PG_DIR}/postgres.log";
+my $from = -s $log;
+psql("ALTER SYSTEM SET log_statement = 'mod'");
+psql("SELECT pg_reload_conf()");
+sleep 0.3;
+my ($st) = curl_get("$Base/a/v1/samples");
+my $flushed = wait_for(sub { usage_of($::TenantA, 'requests') == 1 }, 5);
+psql("ALTER SYSTEM RESET log_statement");
+psql("SELECT pg_reload_conf()");
+open my $f, '<', $log or die "$log: $!";
+seek $f, $from, 0;
+my ($sql, $params);
+while (my $line = <$f>) {
+    if ($line =~ /execute [^:]*: (WITH v AS \(SELECT \* FROM unnest.*)$/) {
+        my $cand = $1;
+        my $next = <$f> // '';
+        if ($next =~ /DETAIL:\s+parameters: (.*)$/) {
+            ($sql, $params) = ($cand, $1);
+        }
+    }
+}
+close $f;
+ok($flushed, "$name: the request was flushed once");
+ok($sql && $params, "$name: the flush and its parameters were logged");
+my %v = $params =~ /\$(\d+) = ('[^']*')/g;
+$sql =~ s/\$(\d+)\b/$v{$1}/g for 1;
+is(scalar keys %v, 15, "$name: fifteen parameters, the batch ids among them");
+psql($sql, user => 'nutripro_gateway');
+is(usage_of($::TenantA, 'requests'), 1, "$name: the same flush again changes nothing");

@@ -577,7 +577,6 @@ ngx_pgasync_connected(ngx_pgasync_conn_t *conn)
 
     if (conn->listen) {
         conn->state = NGX_PGASYNC_LISTEN_SETUP;
-        conn->listen->retry = 0;
 
         /* channel is a configured identifier, checked at startup */
 
@@ -968,6 +967,19 @@ ngx_pgasync_release(ngx_pgasync_conn_t *conn)
 
     db = conn->db;
 
+    /*
+     * The last answer and the server's goodbye (a FATAL notice, then FIN)
+     * may come in one read: such a connection goes, not back to the pool
+     */
+
+    if (PQstatus(conn->pg) == CONNECTION_BAD || conn->c->read->pending_eof) {
+        ngx_log_error(NGX_LOG_INFO, conn->c->log, 0,
+                      "pgasync \"%V\": connection closed by server after "
+                      "its answer", &db->name);
+        ngx_pgasync_free_slot(conn);
+        return;
+    }
+
     if (!ngx_queue_empty(&db->waiting)) {
         q = ngx_queue_head(&db->waiting);
         ngx_queue_remove(q);
@@ -1245,8 +1257,11 @@ ngx_pgasync_listen_read(ngx_pgasync_conn_t *conn)
             return;
         }
 
+        /* the backoff restarts only once LISTEN is in force */
+
         conn->state = NGX_PGASYNC_LISTENING;
         conn->c->read->cancelable = 1;
+        ls->retry = 0;
 
         ngx_log_error(NGX_LOG_INFO, conn->c->log, 0,
                       "pgasync \"%V\": listening on \"%s\"",

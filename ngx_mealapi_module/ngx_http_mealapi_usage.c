@@ -430,6 +430,11 @@ ngx_http_mealapi_usage_tick(ngx_http_mealapi_main_conf_t *mmcf,
 
     ngx_http_mealapi_quota_load(mmcf, log);
 
+    if (fl->loading) {
+        /* the flush waits for the quota load (above), a tick at most */
+        return;
+    }
+
     fl->next = ngx_current_msec + mmcf->usage_flush;
 
     fl->pool = ngx_create_pool(4096, log);
@@ -512,7 +517,14 @@ ngx_http_mealapi_quota_load(ngx_http_mealapi_main_conf_t *mmcf,
 
     fl = &ngx_http_mealapi_flush;
 
-    if (mmcf->usage_db == NULL || mmcf->throttle == NULL || fl->loading) {
+    /*
+     * Not beside a flush: one committed while this query runs could be in
+     * its snapshot and not yet in "flushed", and count twice
+     */
+
+    if (mmcf->usage_db == NULL || mmcf->throttle == NULL || fl->loading
+        || fl->flushing)
+    {
         return;
     }
 

@@ -638,7 +638,7 @@ ngx_http_mealapi_usage_exit(ngx_http_mealapi_main_conf_t *mmcf,
     PGconn            *pg;
     PGresult          *res;
     ngx_int_t          rows;
-    ngx_uint_t         round;
+    ngx_uint_t         round, i, s;
     ngx_pool_t        *pool;
     ngx_pgasync_db_t  *db;
     char              *values[NGX_HTTP_MEALAPI_FLUSH_PARAMS];
@@ -670,18 +670,25 @@ ngx_http_mealapi_usage_exit(ngx_http_mealapi_main_conf_t *mmcf,
             break;
         }
 
-        if (pg == NULL) {
-            pg = PQconnectdbParams(db->keywords[0], db->values[0], 0);
+        /* every server of the block, the one in use first */
+
+        for (i = 0; pg == NULL && i < db->servers.nelts; i++) {
+            s = (db->next_server + i) % db->servers.nelts;
+            pg = PQconnectdbParams(db->keywords[s], db->values[s], 0);
 
             if (PQstatus(pg) != CONNECTION_OK) {
-                ngx_log_error(NGX_LOG_ALERT, log, 0,
-                              "mealapi usage: final flush of %i rows "
-                              "impossible, database unreachable: they stay "
-                              "in shared memory for the next worker, if "
-                              "any", rows);
-                ngx_destroy_pool(pool);
-                break;
+                PQfinish(pg);
+                pg = NULL;
             }
+        }
+
+        if (pg == NULL) {
+            ngx_log_error(NGX_LOG_ALERT, log, 0,
+                          "mealapi usage: final flush of %i rows impossible, "
+                          "database unreachable: they stay in shared memory "
+                          "for the next worker, if any", rows);
+            ngx_destroy_pool(pool);
+            break;
         }
 
         res = PQexecParams(pg, ngx_http_mealapi_flush_sql,

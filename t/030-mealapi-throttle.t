@@ -210,3 +210,20 @@ $sql =~ s/\$(\d+)\b/$v{$1}/g for 1;
 is(scalar keys %v, 15, "$name: fifteen parameters, the batch ids among them");
 psql($sql, user => 'nutripro_gateway');
 is(usage_of($::TenantA, 'requests'), 1, "$name: the same flush again changes nothing");
+
+
+
+=== TEST 12: the final flush tries every server of the database block
+--- first_server: unix:/nonexistent/.s.PGSQL.15432
+--- flush: 1h
+--- request
+GET /ping
+--- nutripro_check
+psql("DELETE FROM usage_daily WHERE tenant_id = $::TenantA");
+my $n = 0;
+for (1 .. 2) { my ($st) = curl_get("$Base/a/v1/samples"); $n++ if $st == 200 }
+my $pid = master_pid();
+kill 'QUIT', $pid;
+wait_for(sub { !kill(0, $pid) }, 5);
+ok($n > 0, "$name: served through the second server");
+is(usage_of($::TenantA, 'requests'), $n, "$name: the $n requests were flushed at exit");

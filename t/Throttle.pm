@@ -92,10 +92,11 @@ CONF
     my $mode = $block->throttle_mode // 'on';
     my $flush = $block->flush // '1s';
     my $extra = $block->extra_http_config // '';
+    my $first = $block->first_server ? "server " . $block->first_server . ";\n    " : '';
 
     $block->set_value('http_config', <<CONF) unless defined $block->http_config;
 mealapi_database gw {
-    server unix:\$TEST_NGINX_PG_SOCKET;
+    ${first}server unix:\$TEST_NGINX_PG_SOCKET;
     dbname nutripro;
     user nutripro_gateway;
 }

@@ -122,9 +122,7 @@ psql("DELETE FROM usage_daily WHERE tenant_id = $::TenantA");
 my $n = 0;
 for (1 .. 2) { my ($st) = curl_get("$Base/a/v1/samples"); $n++ if $st == 200 }
 my ($st) = curl_get("$Base/a/v1/nothing");
-my $pid = master_pid();
-kill 'QUIT', $pid;
-wait_for(sub { !kill(0, $pid) }, 5);
+quit_nginx();
 is(usage_of($::TenantA, 'requests'), $n, "$name: the $n requests were flushed at exit");
 is(usage_of($::TenantA, 'refused_route'), 1, "$name: and the refused one, by reason");
 ok(usage_of($::TenantA, 'bytes_out') > 0, "$name: bytes out counted");
@@ -145,9 +143,7 @@ for (1 .. 2) { my ($st) = curl_get("$Base/a/v1/samples"); $n++ if $st == 200 }
 my $failed = wait_for(sub { error_log_has(qr/mealapi usage: flush failed/) }, 5);
 for (1 .. 2) { my ($st) = curl_get("$Base/a/v1/samples"); $n++ if $st == 200 }
 psql("GRANT INSERT (requests) ON usage_daily TO nutripro_gateway");
-my $pid = master_pid();
-kill 'QUIT', $pid;
-wait_for(sub { !kill(0, $pid) }, 5);
+quit_nginx();
 ok($failed, "$name: a flush failed first");
 is(usage_of($::TenantA, 'requests'), $n, "$name: all $n requests arrived, none lost at exit");
 
@@ -222,8 +218,6 @@ GET /ping
 psql("DELETE FROM usage_daily WHERE tenant_id = $::TenantA");
 my $n = 0;
 for (1 .. 2) { my ($st) = curl_get("$Base/a/v1/samples"); $n++ if $st == 200 }
-my $pid = master_pid();
-kill 'QUIT', $pid;
-wait_for(sub { !kill(0, $pid) }, 5);
+quit_nginx();
 ok($n > 0, "$name: served through the second server");
 is(usage_of($::TenantA, 'requests'), $n, "$name: the $n requests were flushed at exit");

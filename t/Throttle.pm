@@ -65,6 +65,13 @@ sub master_pid {
     return $pid;
 }
 
+# a graceful shutdown, waited for (the workers' final flushes included)
+sub quit_nginx {
+    my $pid = master_pid();
+    kill 'QUIT', $pid;
+    return wait_for(sub { !kill(0, $pid) }, 5);
+}
+
 sub error_log_has {
     my $re = shift;
     open my $f, '<', "$ENV{TEST_NGINX_SERVROOT}/logs/error.log" or return 0;

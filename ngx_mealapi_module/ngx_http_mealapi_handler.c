@@ -156,8 +156,6 @@ identify:
 }
 
 
-/* NGX_OK, or the refusal already sent (NGX_DONE) */
-
 /*
  * Routes match nginx's normalized path (r->uri: percent-decoded, dot
  * segments resolved, slashes merged), while proxy_pass sends the backend
@@ -186,6 +184,8 @@ ngx_http_mealapi_path_canonical(ngx_http_request_t *r)
            && ngx_memcmp(r->unparsed_uri.data, r->uri.data, len) == 0;
 }
 
+
+/* NGX_OK, or the refusal already sent (NGX_DONE) */
 
 static ngx_int_t
 ngx_http_mealapi_identify(ngx_http_request_t *r, ngx_http_mealapi_ctx_t *ctx,

@@ -690,13 +690,19 @@ ngx_http_controlplane_login_failed(ngx_http_request_t *r,
     ctx->values[5] = (char *) p;
     ngx_sprintf(p, "%T%Z", clcf->lockout_time);
 
+    /*
+     * A failure while locked is audited only; after a lock the count
+     * starts again.  The count is computed in SET, from the row as locked:
+     * concurrent failures all count.
+     */
+
     return ngx_http_controlplane_query(r, ctx, "login_failed",
-        "WITH o AS (UPDATE operators SET failed_logins = c.n,"
-        " locked_until = CASE WHEN c.n >= $5::int"
+        "WITH o AS (UPDATE operators SET"
+        " failed_logins = CASE WHEN locked_until <= now() THEN 1"
+        " ELSE failed_logins + 1 END,"
+        " locked_until = CASE WHEN CASE WHEN locked_until <= now() THEN 1"
+        " ELSE failed_logins + 1 END >= $5::int"
         " THEN now() + make_interval(secs => $6::int) END"
-        " FROM (SELECT CASE WHEN locked_until <= now() THEN 1"
-        " ELSE failed_logins + 1 END AS n FROM operators"
-        " WHERE id = $1::bigint) c"
         " WHERE id = $1::bigint"
         " AND (locked_until IS NULL OR locked_until <= now()) RETURNING id)"
         " INSERT INTO audit_log (operator_id, operator_username, action,"

@@ -291,7 +291,7 @@ location /api/ {
 GET /api/v1/health
 --- nutripro_check
 my $body = '{"username":"nobody-at-all","password":"wrong password","totp":"000000"}';
-open my $fh, '-|', 'curl', '-s', '--parallel', '--parallel-immediate', '--parallel-max', '8',
+open my $fh, '-|', 'curl', '-s', '--no-progress-meter', '--parallel', '--parallel-immediate', '--parallel-max', '8',
     '-m', '10', '-H', 'Content-Type: application/json', '--data', $body,
     '-w', '%{http_code} %header{retry-after}\n',
     map { ('-o', '/dev/null', "$Base/api/v1/session") } 1 .. 8
@@ -336,3 +336,33 @@ isnt($st, 401, "$name: a write from this origin is taken ($origin)");
 is($st, 401, "$name: and ended the session");
 --- error_log
 session cookie ignored for a write from another origin
+
+
+
+=== TEST 15: failures at the same moment all count toward the lock
+--- request
+GET /ping
+--- nutripro_check
+my $op = cp_operator(role => 'admin');
+my $body = JSON::PP->new->encode({ username => $op->{username}, password => 'wrong password',
+                                   totp => '000000' });
+# A transaction holds the operator's row while the three failures arrive:
+# their UPDATEs all wait for it, then run one after another on the row as
+# each left it.
+open my $lock, '-|', 'psql', '-X', '-q', '-tA', '-h', $ENV{TEST_NGINX_PG_DIR},
+    '-p', $ENV{TEST_NGINX_PG_PORT}, '-U', 'postgres', '-d', 'nutripro', '-c',
+    "BEGIN; SELECT 1 FROM operators WHERE username = '$op->{username}' FOR UPDATE;"
+    . " SELECT pg_sleep(1.5); COMMIT;" or die "psql: $!";
+select undef, undef, undef, 0.3;
+open my $fh, '-|', 'curl', '-s', '--no-progress-meter', '--parallel', '--parallel-immediate', '--parallel-max', '3',
+    '-m', '10', '-H', 'Content-Type: application/json', '--data', $body,
+    '-w', '%{http_code}\n', map { ('-o', '/dev/null', "$Base/api/v1/session") } 1 .. 3
+    or die "curl: $!";
+my @r = <$fh>;
+close $fh;
+chomp @r;
+{ local $/; <$lock>; }
+close $lock;
+is("@r", '401 401 401', "$name: three refused at once");
+is(psql("SELECT failed_logins || ' ' || (locked_until > now()) FROM operators"
+        . " WHERE username = '$op->{username}'"), '3 true', "$name: all three counted: locked");

@@ -24,6 +24,7 @@
 #include <ngx_http.h>
 
 #include <openssl/rand.h>
+#include <poll.h>
 
 #include "ngx_http_mealapi_module.h"
 
@@ -624,6 +625,82 @@ done:
 
 
 /*
+ * The final flush's statement, blocking but bounded: a server that takes
+ * the connection and then stops answering must not keep the worker from
+ * exiting.  NULL when the answer did not come within the timeout.
+ */
+
+static PGresult *
+ngx_http_mealapi_usage_exec(PGconn *pg, char **values, ngx_msec_t timeout)
+{
+    int              n;
+    PGresult        *res, *last;
+    ngx_msec_int_t   left;
+    struct pollfd    pfd;
+    struct timespec  ts;
+    ngx_msec_t       deadline;
+
+    if (PQsetnonblocking(pg, 1) != 0
+        || !PQsendQueryParams(pg, ngx_http_mealapi_flush_sql,
+                              NGX_HTTP_MEALAPI_FLUSH_PARAMS, NULL,
+                              (const char *const *) values, NULL, NULL, 0))
+    {
+        return PQmakeEmptyPGresult(pg, PGRES_FATAL_ERROR);
+    }
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    deadline = ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + timeout;
+
+    last = NULL;
+
+    for ( ;; ) {
+        n = PQflush(pg);
+
+        if (n == -1 || PQconsumeInput(pg) == 0) {
+            PQclear(last);
+            return PQmakeEmptyPGresult(pg, PGRES_FATAL_ERROR);
+        }
+
+        /* the statement's result, then NULL; an error wins */
+
+        while (!PQisBusy(pg)) {
+            res = PQgetResult(pg);
+
+            if (res == NULL) {
+                return last ? last
+                            : PQmakeEmptyPGresult(pg, PGRES_FATAL_ERROR);
+            }
+
+            if (last == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+                PQclear(last);
+                last = res;
+
+            } else {
+                PQclear(res);
+            }
+        }
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        left = (ngx_msec_int_t) (deadline
+                                 - (ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
+        if (left <= 0) {
+            PQclear(last);
+            return NULL;
+        }
+
+        pfd.fd = PQsocket(pg);
+        pfd.events = POLLIN | (n == 1 ? POLLOUT : 0);
+        pfd.revents = 0;
+
+        if (poll(&pfd, 1, (int) left) == -1 && ngx_errno != NGX_EINTR) {
+            PQclear(last);
+            return PQmakeEmptyPGresult(pg, PGRES_FATAL_ERROR);
+        }
+    }
+}
+
+
+/*
  * A worker leaving flushes what is left, blocking: it serves nothing any
  * more, and the zone may go away with the last worker.  One collect takes
  * one row per tenant (the inflight deltas, else the older day), so it
@@ -691,16 +768,18 @@ ngx_http_mealapi_usage_exit(ngx_http_mealapi_main_conf_t *mmcf,
             break;
         }
 
-        res = PQexecParams(pg, ngx_http_mealapi_flush_sql,
-                           NGX_HTTP_MEALAPI_FLUSH_PARAMS, NULL,
-                           (const char *const *) values, NULL, NULL, 0);
+        res = ngx_http_mealapi_usage_exec(pg, values, db->query_timeout);
 
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
             ngx_log_error(NGX_LOG_ALERT, log, 0,
-                          "mealapi usage: final flush failed with "
-                          "SQLSTATE %s", state ? state : "?");
+                          "mealapi usage: final flush of %i rows failed "
+                          "with %s%s: they stay in shared memory for the "
+                          "next worker, if any", rows,
+                          res ? "SQLSTATE " : "",
+                          res ? (state ? state : "?") : "no answer within "
+                                                        "query_timeout");
             PQclear(res);
             ngx_destroy_pool(pool);
             break;

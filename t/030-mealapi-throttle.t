@@ -221,3 +221,19 @@ for (1 .. 2) { my ($st) = curl_get("$Base/a/v1/samples"); $n++ if $st == 200 }
 quit_nginx();
 ok($n > 0, "$name: served through the second server");
 is(usage_of($::TenantA, 'requests'), $n, "$name: the $n requests were flushed at exit");
+
+
+
+=== TEST 13: a database that takes the final flush's connection and never answers does not keep the worker
+--- usage_server eval
+"127.0.0.1:" . main::silent_pg()
+--- flush: 1h
+--- request
+GET /ping
+--- nutripro_check
+my $n = 0;
+for (1 .. 2) { my ($st) = curl_get("$Base/a/v1/samples"); $n++ if $st == 200 }
+ok($n > 0, "$name: served");
+ok(quit_nginx(), "$name: nginx exited, the final flush given up after query_timeout");
+ok(error_log_has(qr/final flush of \d+ rows failed with no answer within query_timeout/),
+   "$name: and said so");

@@ -14,6 +14,7 @@ use strict;
 use warnings;
 use Test::More;
 use Time::HiRes qw(time sleep);
+use POSIX ();
 
 our $TenantA = gateway_fixture();
 our $TenantB = psql("SELECT id FROM tenants WHERE slug = 'tenant-b'");
@@ -72,6 +73,36 @@ sub quit_nginx {
     return wait_for(sub { !kill(0, $pid) }, 5);
 }
 
+our @SilentPg;
+END { kill 'KILL', @SilentPg if @SilentPg }
+
+# A server that speaks just enough of PostgreSQL's protocol to take a
+# connection (AuthenticationOk, ReadyForQuery) and then never answers:
+# a hung database.  Returns its port; it lives as long as the test file.
+sub silent_pg {
+    require IO::Socket::INET;
+    my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Listen => 16, ReuseAddr => 1) or die "listen: $!";
+    my $parent = $$;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        my @held;
+        while (my $c = $l->accept) {
+            my $len;
+            next unless read($c, $len, 4) == 4;
+            read($c, my $startup, unpack('N', $len) - 4);
+            syswrite($c, 'R' . pack('NN', 8, 0) . 'Z' . pack('N', 5) . 'I');
+            push @held, $c;
+            last if !kill 0, $parent;
+        }
+        POSIX::_exit(0);
+    }
+    my $port = $l->sockport;
+    close $l;
+    push @SilentPg, $pid;
+    return $port;
+}
+
 sub error_log_has {
     my $re = shift;
     open my $f, '<', "$ENV{TEST_NGINX_SERVROOT}/logs/error.log" or return 0;
@@ -100,6 +131,12 @@ CONF
     my $flush = $block->flush // '1s';
     my $extra = $block->extra_http_config // '';
     my $first = $block->first_server ? "server " . $block->first_server . ";\n    " : '';
+    my ($udb, $usage_db) = ('gw', '');
+    if (my $us = $block->usage_server) {
+        ($udb, $usage_db) = ('gwu', "mealapi_database gwu {\n    server $us;\n"
+                             . "    dbname nutripro;\n    user nutripro_gateway;\n"
+                             . "    query_timeout 1s;\n}");
+    }
 
     $block->set_value('http_config', <<CONF) unless defined $block->http_config;
 mealapi_database gw {
@@ -109,7 +146,8 @@ mealapi_database gw {
 }
 mealapi_registry zone=tenants:1m database=gw;
 mealapi_throttle_zone limits:1m;
-mealapi_usage database=gw flush=$flush;
+$usage_db
+mealapi_usage database=$udb flush=$flush;
 $extra
 
 server {

@@ -450,6 +450,13 @@ ngx_pgasync_event_handler(ngx_event_t *ev)
             ngx_pgasync_fail(conn, NGX_PGASYNC_ERR_TIMEOUT);
             return;
 
+        case NGX_PGASYNC_LISTEN_SETUP:
+            ngx_log_error(NGX_LOG_ERR, c->log, NGX_ETIMEDOUT,
+                          "pgasync \"%V\": LISTEN %s timed out",
+                          &conn->db->name, conn->listen->channel);
+            ngx_pgasync_fail(conn, NGX_PGASYNC_ERR_TIMEOUT);
+            return;
+
         default: /* idle */
             ngx_log_debug1(NGX_LOG_DEBUG_EVENT, c->log, 0,
                            "pgasync \"%V\": idle connection closed",
@@ -584,7 +591,12 @@ ngx_pgasync_connected(ngx_pgasync_conn_t *conn)
             || ngx_pgasync_flush(conn) == NGX_ERROR)
         {
             ngx_pgasync_fail(conn, NGX_PGASYNC_ERR_CONNECTION);
+            return;
         }
+
+        /* a server that took the connection but does not answer */
+
+        ngx_add_timer(conn->c->read, conn->db->query_timeout);
 
         return;
     }
@@ -1258,6 +1270,10 @@ ngx_pgasync_listen_read(ngx_pgasync_conn_t *conn)
         }
 
         /* the backoff restarts only once LISTEN is in force */
+
+        if (conn->c->read->timer_set) {
+            ngx_del_timer(conn->c->read);
+        }
 
         conn->state = NGX_PGASYNC_LISTENING;
         conn->c->read->cancelable = 1;

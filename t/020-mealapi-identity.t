@@ -49,6 +49,37 @@ sub wait_log {
     return 0;
 }
 
+# a gateway with a new registry zone, over database server SERVER (with
+# EXTRA in its block), starting without its first load for long
+sub fresh_gateway {
+    my ($server, $extra) = @_;
+    return <<CONF;
+mealapi_database gw {
+    server $server;
+    dbname nutripro;
+    user nutripro_gateway;
+    $extra
+}
+mealapi_registry zone=fresh:1m database=gw startup_wait=300ms;
+server {
+    listen 127.0.0.1:\$TEST_NGINX_RAND_PORT_1 ssl;
+    ssl_certificate \$TEST_NGINX_PKI/gateway.crt;
+    ssl_certificate_key \$TEST_NGINX_PKI/gateway.key;
+    ssl_client_certificate \$TEST_NGINX_PKI/tenant-ca.crt;
+    ssl_verify_client optional_no_ca;
+    mealapi_route samples.list GET /v1/samples;
+    location / {
+        mealapi on;
+        proxy_pass http://127.0.0.1:\$TEST_NGINX_RAND_PORT_3;
+    }
+}
+server {
+    listen 127.0.0.1:\$TEST_NGINX_RAND_PORT_3;
+    location / { return 200 "through\\n"; }
+}
+CONF
+}
+
 # the gateway of the signature tests, signing with KEYFILE
 our $SignConf = <<'CONF';
 mealapi_database gw {
@@ -447,29 +478,8 @@ LISTEN connection lost
 
 
 === TEST 18: the database unreachable from the start: 503 after startup_wait
---- http_config
-mealapi_database gw {
-    server 127.0.0.1:1;
-    dbname nutripro;
-    user nutripro_gateway;
-}
-mealapi_registry zone=fresh:1m database=gw startup_wait=300ms;
-server {
-    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1 ssl;
-    ssl_certificate $TEST_NGINX_PKI/gateway.crt;
-    ssl_certificate_key $TEST_NGINX_PKI/gateway.key;
-    ssl_client_certificate $TEST_NGINX_PKI/tenant-ca.crt;
-    ssl_verify_client optional_no_ca;
-    mealapi_route samples.list GET /v1/samples;
-    location / {
-        mealapi on;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_3;
-    }
-}
-server {
-    listen 127.0.0.1:$TEST_NGINX_RAND_PORT_3;
-    location / { return 200 "through\n"; }
-}
+--- http_config eval
+main::fresh_gateway('127.0.0.1:1', '')
 --- request
 GET /a/v1/samples
 --- error_code: 503
@@ -752,3 +762,23 @@ X-Forwarded-For: 192.0.2.1
 qr{^uri=/v1/samples method=GET tenant_id=$::TenantA tenant=tenant-a plan=standard sig=valid .* evil=$}
 --- error_log
 mealapi: removed 3 client-supplied identity or override headers
+
+
+
+=== TEST 33: a database that takes the LISTEN connection and never answers: given up after query_timeout, tried again
+--- http_config eval
+main::fresh_gateway('127.0.0.1:' . main::silent_pg(), 'query_timeout 300ms;')
+--- request
+GET /a/v1/samples
+--- error_code: 503
+--- nutripro_check
+my $t0 = time;
+my $n = 0;
+while (time - $t0 < 5) {
+    my $root = $ENV{TEST_NGINX_SERVROOT} || Test::Nginx::Socket::server_root();
+    open my $f, '<', "$root/logs/error.log" or last;
+    $n = grep { /pgasync "gw": LISTEN nutripro_registry timed out/ } <$f>;
+    last if $n >= 2;
+    sleep 0.1;
+}
+ok($n >= 2, "$name: LISTEN timed out, and again after a new connection ($n)");

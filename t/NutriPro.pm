@@ -17,10 +17,11 @@ use Time::HiRes qw(time sleep);
 use Exporter 'import';
 use Digest::SHA qw(hmac_sha1);
 use JSON::PP ();
+use POSIX ();
 
 our @EXPORT = qw(psql pg_ctl concurrent_get concurrent_raw curl_get timed_get
                  cert_fingerprint gateway_fixture totp cp_operator http_req
-                 cp_login unique_name json_dec);
+                 cp_login unique_name json_dec silent_pg);
 
 my $top = getcwd();
 
@@ -50,6 +51,36 @@ sub psql {
     die "psql failed ($?): $sql\n" if $? != 0 && !$opt{may_fail};
     $out =~ s/\s+\z//;
     return $out;
+}
+
+my @silent_pg;
+END { kill 'KILL', @silent_pg if @silent_pg }
+
+# A server that speaks just enough of PostgreSQL's protocol to take a
+# connection (AuthenticationOk, ReadyForQuery) and then never answers:
+# a hung database.  Returns its port; it lives as long as the test file.
+sub silent_pg {
+    require IO::Socket::INET;
+    my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Listen => 16, ReuseAddr => 1) or die "listen: $!";
+    my $parent = $$;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        my @held;
+        while (my $c = $l->accept) {
+            my $len;
+            next unless read($c, $len, 4) == 4;
+            read($c, my $startup, unpack('N', $len) - 4);
+            syswrite($c, 'R' . pack('NN', 8, 0) . 'Z' . pack('N', 5) . 'I');
+            push @held, $c;
+            last if !kill 0, $parent;
+        }
+        POSIX::_exit(0);
+    }
+    my $port = $l->sockport;
+    close $l;
+    push @silent_pg, $pid;
+    return $port;
 }
 
 # pg_ctl('stop') / pg_ctl('start'): the project's cluster

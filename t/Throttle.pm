@@ -14,7 +14,6 @@ use strict;
 use warnings;
 use Test::More;
 use Time::HiRes qw(time sleep);
-use POSIX ();
 
 our $TenantA = gateway_fixture();
 our $TenantB = psql("SELECT id FROM tenants WHERE slug = 'tenant-b'");
@@ -71,36 +70,6 @@ sub quit_nginx {
     my $pid = master_pid();
     kill 'QUIT', $pid;
     return wait_for(sub { !kill(0, $pid) }, 5);
-}
-
-our @SilentPg;
-END { kill 'KILL', @SilentPg if @SilentPg }
-
-# A server that speaks just enough of PostgreSQL's protocol to take a
-# connection (AuthenticationOk, ReadyForQuery) and then never answers:
-# a hung database.  Returns its port; it lives as long as the test file.
-sub silent_pg {
-    require IO::Socket::INET;
-    my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Listen => 16, ReuseAddr => 1) or die "listen: $!";
-    my $parent = $$;
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        my @held;
-        while (my $c = $l->accept) {
-            my $len;
-            next unless read($c, $len, 4) == 4;
-            read($c, my $startup, unpack('N', $len) - 4);
-            syswrite($c, 'R' . pack('NN', 8, 0) . 'Z' . pack('N', 5) . 'I');
-            push @held, $c;
-            last if !kill 0, $parent;
-        }
-        POSIX::_exit(0);
-    }
-    my $port = $l->sockport;
-    close $l;
-    push @SilentPg, $pid;
-    return $port;
 }
 
 sub error_log_has {

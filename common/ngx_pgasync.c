@@ -48,7 +48,7 @@ static void ngx_pgasync_posted_handler(ngx_event_t *ev);
 static void ngx_pgasync_wait_timeout(ngx_event_t *ev);
 static void ngx_pgasync_listen_read(ngx_pgasync_conn_t *conn);
 static void ngx_pgasync_listen_lost(ngx_pgasync_listen_t *ls);
-static void ngx_pgasync_listen_retry(ngx_event_t *ev);
+static void ngx_pgasync_listen_timer(ngx_event_t *ev);
 
 
 static void ngx_pgasync_notice(void *arg, const char *message);
@@ -1193,7 +1193,7 @@ ngx_pgasync_listen_start(ngx_pgasync_listen_t *ls)
 
     ngx_sprintf((u_char *) ls->sql, "LISTEN \"%s\"%Z", ls->channel);
 
-    ls->timer.handler = ngx_pgasync_listen_retry;
+    ls->timer.handler = ngx_pgasync_listen_timer;
     ls->timer.data = ls;
     ls->timer.log = ls->db->log;
     ls->timer.cancelable = 1;
@@ -1277,6 +1277,13 @@ ngx_pgasync_listen_read(ngx_pgasync_conn_t *conn)
 
         conn->state = NGX_PGASYNC_LISTENING;
         conn->c->read->cancelable = 1;
+        ngx_add_timer(&ls->timer, conn->db->listen_check);
+
+        if (ls->checking) {
+            ls->checking = 0;
+            goto notifies;
+        }
+
         ls->retry = 0;
 
         ngx_log_error(NGX_LOG_INFO, conn->c->log, 0,
@@ -1289,6 +1296,8 @@ ngx_pgasync_listen_read(ngx_pgasync_conn_t *conn)
             return;
         }
     }
+
+notifies:
 
     while ((n = PQnotifies(conn->pg)) != NULL) {
         ls->notify(ls, n->extra);
@@ -1305,6 +1314,7 @@ static void
 ngx_pgasync_listen_lost(ngx_pgasync_listen_t *ls)
 {
     ngx_pgasync_close(&ls->conn);
+    ls->checking = 0;
 
     if (!ls->running || ngx_exiting || ngx_terminate || ngx_quit) {
         return;
@@ -1317,18 +1327,45 @@ ngx_pgasync_listen_lost(ngx_pgasync_listen_t *ls)
 }
 
 
+/*
+ * Reconnects a lost LISTEN connection; on a live one, a check: a connection
+ * that only listens sends nothing and would not notice a server that died
+ * silently, so it says LISTEN again (nothing for the server) every
+ * listen_check, and an answer must come within query_timeout.
+ */
+
 static void
-ngx_pgasync_listen_retry(ngx_event_t *ev)
+ngx_pgasync_listen_timer(ngx_event_t *ev)
 {
+    ngx_pgasync_conn_t    *conn;
     ngx_pgasync_listen_t  *ls;
 
     ls = ev->data;
+    conn = &ls->conn;
 
     if (!ls->running) {
         return;
     }
 
-    if (ngx_pgasync_connect(&ls->conn) != NGX_OK) {
+    if (conn->pg && conn->state == NGX_PGASYNC_LISTENING) {
+
+        if (!PQsendQuery(conn->pg, ls->sql)
+            || ngx_pgasync_flush(conn) == NGX_ERROR)
+        {
+            ngx_log_error(NGX_LOG_WARN, conn->c->log, 0,
+                          "pgasync \"%V\": LISTEN connection lost",
+                          &conn->db->name);
+            ngx_pgasync_listen_lost(ls);
+            return;
+        }
+
+        conn->state = NGX_PGASYNC_LISTEN_SETUP;
+        ls->checking = 1;
+        ngx_add_timer(conn->c->read, conn->db->query_timeout);
+        return;
+    }
+
+    if (ngx_pgasync_connect(conn) != NGX_OK) {
         ngx_pgasync_listen_lost(ls);
     }
 }

@@ -74,6 +74,7 @@ struct ngx_pgasync_db_s {
     ngx_msec_t                query_timeout;
     ngx_msec_t                idle_timeout;
     ngx_msec_t                statement_timeout;
+    ngx_msec_t                listen_check;
     time_t                    retry_after;
 
     /* per-worker state, set up by ngx_pgasync_init_worker() */
@@ -155,8 +156,9 @@ struct ngx_pgasync_listen_s {
     char                      sql[80];     /* LISTEN "channel" */
 
     ngx_pgasync_conn_t        conn;
-    ngx_event_t               timer;
+    ngx_event_t               timer;       /* reconnect, or check */
     unsigned                  running:1;
+    unsigned                  checking:1;  /* LISTEN again, as a check */
 };
 
 

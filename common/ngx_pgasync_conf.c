@@ -103,6 +103,7 @@ ngx_pgasync_db_get(ngx_conf_t *cf, ngx_array_t *dbs, ngx_str_t *name)
     db->query_timeout = NGX_CONF_UNSET_MSEC;
     db->idle_timeout = NGX_CONF_UNSET_MSEC;
     db->statement_timeout = NGX_CONF_UNSET_MSEC;
+    db->listen_check = NGX_CONF_UNSET_MSEC;
     db->retry_after = NGX_CONF_UNSET;
 
     return db;
@@ -157,6 +158,7 @@ ngx_pgasync_db_block(ngx_conf_t *cf, ngx_array_t *dbs)
     ngx_conf_init_msec_value(db->query_timeout, 10000);
     ngx_conf_init_msec_value(db->idle_timeout, 60000);
     ngx_conf_init_msec_value(db->statement_timeout, 5000);
+    ngx_conf_init_msec_value(db->listen_check, 10000);
     ngx_conf_init_value(db->retry_after, 1);
 
     if (db->max_conns == 0) {
@@ -245,6 +247,9 @@ ngx_pgasync_db_directive(ngx_conf_t *cf, ngx_command_t *dummy, void *conf)
 
     } else if (ngx_strcmp(name->data, "statement_timeout") == 0) {
         msp = &db->statement_timeout;
+
+    } else if (ngx_strcmp(name->data, "listen_check") == 0) {
+        msp = &db->listen_check;
 
     } else if (ngx_strcmp(name->data, "retry_after") == 0) {
         if (db->retry_after != NGX_CONF_UNSET) {

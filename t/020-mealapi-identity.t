@@ -782,3 +782,47 @@ while (time - $t0 < 5) {
     sleep 0.1;
 }
 ok($n >= 2, "$name: LISTEN timed out, and again after a new connection ($n)");
+
+
+
+=== TEST 34: a LISTEN connection whose server stops answering is noticed (listen_check) and replaced
+--- http_config eval
+main::fresh_gateway('127.0.0.1:' . main::silent_pg(answers => 1),
+                    'query_timeout 300ms; listen_check 200ms;')
+--- request
+GET /a/v1/samples
+--- error_code: 503
+--- nutripro_check
+my $t0 = time;
+my ($listening, $timedout) = (0, 0);
+while (time - $t0 < 5) {
+    my $root = $ENV{TEST_NGINX_SERVROOT} || Test::Nginx::Socket::server_root();
+    open my $f, '<', "$root/logs/error.log" or last;
+    my @l = <$f>;
+    $listening = grep { /pgasync "gw": listening on "nutripro_registry"/ } @l;
+    $timedout = grep { /pgasync "gw": LISTEN nutripro_registry timed out/ } @l;
+    last if $listening >= 2 && $timedout >= 1;
+    sleep 0.1;
+}
+ok($timedout >= 1, "$name: the check went unanswered ($timedout)");
+ok($listening >= 2, "$name: LISTEN in force again on a new connection ($listening)");
+
+
+
+=== TEST 35: on a healthy database the LISTEN checks are answered, and reload nothing
+--- http_config eval
+main::fresh_gateway('unix:$TEST_NGINX_PG_SOCKET', 'listen_check 100ms;')
+--- request
+GET /a/v1/samples
+--- response_body
+through
+--- nutripro_check
+sleep 1;
+my ($st) = curl_get("$Base/a/v1/samples");
+is($st, 200, "$name: still served");
+my $root = $ENV{TEST_NGINX_SERVROOT} || Test::Nginx::Socket::server_root();
+open my $f, '<', "$root/logs/error.log" or die $!;
+my @l = <$f>;
+is(scalar(grep { /listening on "nutripro_registry"/ } @l), 1, "$name: one LISTEN connection");
+is(scalar(grep { /mealapi registry: loaded \d+ certificates/ } @l), 1, "$name: one load");
+ok(grep({ /pgasync "gw": LISTEN connection lost|timed out/ } @l) == 0, "$name: no check failed");

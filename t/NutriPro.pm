@@ -57,23 +57,58 @@ my @silent_pg;
 END { kill 'KILL', @silent_pg if @silent_pg }
 
 # A server that speaks just enough of PostgreSQL's protocol to take a
-# connection (AuthenticationOk, ReadyForQuery) and then never answers:
-# a hung database.  Returns its port; it lives as long as the test file.
+# connection (AuthenticationOk, ReadyForQuery), answers the first ANSWERS
+# simple queries of each connection (0 unless given) as if they were a
+# LISTEN, and then never answers again: a hung database.  Returns its port;
+# it lives as long as the test file.
 sub silent_pg {
+    my %opt = @_;
+    my $answers = $opt{answers} || 0;
     require IO::Socket::INET;
+    require IO::Select;
     my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
                                   Listen => 16, ReuseAddr => 1) or die "listen: $!";
     my $parent = $$;
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
-        my @held;
-        while (my $c = $l->accept) {
-            my $len;
-            next unless read($c, $len, 4) == 4;
-            read($c, my $startup, unpack('N', $len) - 4);
-            syswrite($c, 'R' . pack('NN', 8, 0) . 'Z' . pack('N', 5) . 'I');
-            push @held, $c;
-            last if !kill 0, $parent;
+        my $sel = IO::Select->new($l);
+        my %st;   # per connection: input buffer, started, queries answered
+        while (kill 0, $parent) {
+            for my $c ($sel->can_read(1)) {
+                if ($c == $l) {
+                    my $n = $l->accept or next;
+                    $sel->add($n);
+                    $st{$n} = { buf => '', started => 0, answered => 0 };
+                    next;
+                }
+                my $s = $st{$c};
+                if (!sysread($c, $s->{buf}, 65536, length $s->{buf})) {
+                    $sel->remove($c);
+                    delete $st{$c};
+                    close $c;
+                    next;
+                }
+                while (1) {
+                    if (!$s->{started}) {
+                        last if length $s->{buf} < 4;
+                        my $len = unpack('N', $s->{buf});
+                        last if length $s->{buf} < $len;
+                        substr($s->{buf}, 0, $len, '');
+                        $s->{started} = 1;
+                        syswrite($c, 'R' . pack('NN', 8, 0) . 'Z' . pack('N', 5) . 'I');
+                        next;
+                    }
+                    last if length $s->{buf} < 5;
+                    my ($type, $len) = unpack('aN', $s->{buf});
+                    last if length $s->{buf} < $len + 1;
+                    substr($s->{buf}, 0, $len + 1, '');
+                    if ($type eq 'Q' && $s->{answered} < $answers) {
+                        $s->{answered}++;
+                        syswrite($c, 'C' . pack('N', 11) . "LISTEN\0"
+                                     . 'Z' . pack('N', 5) . 'I');
+                    }
+                }
+            }
         }
         POSIX::_exit(0);
     }

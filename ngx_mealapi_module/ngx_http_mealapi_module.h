@@ -298,6 +298,7 @@ uint32_t ngx_http_mealapi_month(time_t now);
 char *ngx_http_mealapi_usage_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_mealapi_log_handler(ngx_http_request_t *r);
+void ngx_http_mealapi_usage_release(ngx_http_mealapi_main_conf_t *mmcf);
 void ngx_http_mealapi_usage_tick(ngx_http_mealapi_main_conf_t *mmcf,
     ngx_log_t *log);
 void ngx_http_mealapi_usage_exit(ngx_http_mealapi_main_conf_t *mmcf,

@@ -697,6 +697,8 @@ ngx_http_mealapi_sync_tick(ngx_event_t *ev)
                       "mealapi registry: sync lease lost");
 
         ngx_http_mealapi_sync_stop(sync);
+        ngx_http_mealapi_usage_release(ngx_http_cycle_get_module_main_conf(
+                                           ngx_cycle, ngx_mealapi_module));
     }
 
     if (sync->owner) {

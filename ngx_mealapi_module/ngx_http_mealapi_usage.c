@@ -413,6 +413,43 @@ ngx_http_mealapi_usage_clear(ngx_http_mealapi_throttle_t *th)
 }
 
 
+/*
+ * This worker lost the registry lease and flushes no more: its inflight
+ * deltas (of a flush that failed, or is still running) go to the next
+ * flusher with their batch ids, rather than wait for this worker's exit.
+ * Should both flushes reach the database, the batch ids apply them once.
+ */
+
+void
+ngx_http_mealapi_usage_release(ngx_http_mealapi_main_conf_t *mmcf)
+{
+    ngx_queue_t                  *q;
+    ngx_http_mealapi_tnode_t     *tn;
+    ngx_http_mealapi_throttle_t  *th;
+
+    th = mmcf->throttle;
+
+    if (mmcf->usage_db == NULL || th == NULL) {
+        return;
+    }
+
+    ngx_shmtx_lock(&th->shpool->mutex);
+
+    for (q = ngx_queue_head(&th->sh->queue);
+         q != ngx_queue_sentinel(&th->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        tn = ngx_queue_data(q, ngx_http_mealapi_tnode_t, queue);
+
+        if (tn->flusher == ngx_pid) {
+            tn->flusher = 0;
+        }
+    }
+
+    ngx_shmtx_unlock(&th->shpool->mutex);
+}
+
+
 /* called by the worker holding the registry lease, every tick */
 
 void

@@ -59,3 +59,34 @@ ok($k >= 6, "$name: requests passed during the outage ($k)");
 
 
 
+
+
+
+=== TEST 3: the syncing worker stalls and loses the lease: its unsent deltas go to the new syncing worker
+--- flush: 300ms
+--- request
+GET /ping
+--- nutripro_check
+my $syncer = sub {
+    open my $f, '<', "$ENV{TEST_NGINX_SERVROOT}/logs/error.log" or return;
+    my $pid;
+    while (<$f>) { $pid = $1 if /(\d+)#\d+: mealapi registry: this worker syncs the registry/ }
+    return $pid;
+};
+psql("DELETE FROM usage_daily WHERE tenant_id = $::TenantA");
+psql("REVOKE INSERT (requests) ON usage_daily FROM nutripro_gateway");
+my $k = 0;
+for (1 .. 2) { my ($st) = curl_get("$Base/a/v1/samples"); $k++ if $st == 200 }
+my $failed = wait_for(sub { error_log_has(qr/mealapi usage: flush failed/) }, 5);
+my $w1 = $syncer->();
+# stopped past the lease (3 s): another worker takes over, the deltas
+# stay in flight under the stopped worker's pid
+kill 'STOP', $w1;
+my $taken = wait_for(sub { ($syncer->() // $w1) != $w1 }, 6);
+psql("GRANT INSERT (requests) ON usage_daily TO nutripro_gateway");
+kill 'CONT', $w1;
+ok($failed && $k > 0, "$name: $k requests counted, their flush failed first");
+ok($taken, "$name: another worker took the lease");
+ok(wait_for(sub { usage_of($::TenantA, 'requests') == $k }, 5),
+   "$name: the $k requests arrived while every worker still runs");
+ok(kill(0, $w1), "$name: the stalled worker is still there");

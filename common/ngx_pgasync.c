@@ -32,6 +32,7 @@ static ngx_int_t ngx_pgasync_send_statement(ngx_pgasync_conn_t *conn,
     ngx_pgasync_op_t *op);
 static ngx_int_t ngx_pgasync_flush(ngx_pgasync_conn_t *conn);
 static ngx_int_t ngx_pgasync_consume(ngx_pgasync_conn_t *conn);
+static ngx_uint_t ngx_pgasync_pending(ngx_pgasync_conn_t *conn);
 static void ngx_pgasync_read(ngx_pgasync_conn_t *conn);
 static void ngx_pgasync_idle_read(ngx_pgasync_conn_t *conn);
 static void ngx_pgasync_fail(ngx_pgasync_conn_t *conn,
@@ -300,6 +301,13 @@ ngx_pgasync_cancel(ngx_pgasync_op_t *op)
     conn->op = NULL;
     op->conn = NULL;
 
+    /* a result may have come before the rest of the answer */
+
+    if (op->res) {
+        PQclear(op->res);
+        op->res = NULL;
+    }
+
     ngx_pgasync_free_slot(conn);
 }
 
@@ -511,10 +519,12 @@ ngx_pgasync_event_handler(ngx_event_t *ev)
 static void
 ngx_pgasync_connect_poll(ngx_pgasync_conn_t *conn)
 {
+    ngx_uint_t                  reads;
     ngx_connection_t           *c;
     PostgresPollingStatusType   st;
 
     c = conn->c;
+    reads = 0;
 
     for ( ;; ) {
         st = PQconnectPoll(conn->pg);
@@ -562,6 +572,16 @@ ngx_pgasync_connect_poll(ngx_pgasync_conn_t *conn)
             return;
 
         default: /* PGRES_POLLING_READING */
+
+            /*
+             * PQconnectPoll() reads once, and over TLS one record: another
+             * one already here would get no new edge-triggered event.
+             */
+
+            if (ngx_pgasync_pending(conn) && ++reads < 64) {
+                continue;
+            }
+
             return;
         }
     }
@@ -740,28 +760,35 @@ ngx_pgasync_flush(ngx_pgasync_conn_t *conn)
 static ngx_int_t
 ngx_pgasync_consume(ngx_pgasync_conn_t *conn)
 {
-    int    n;
-#if (NGX_SSL)
-    SSL   *ssl;
-#endif
-
     for ( ;; ) {
         if (!PQconsumeInput(conn->pg)) {
             return NGX_ERROR;
         }
 
-#if (NGX_SSL)
-        ssl = PQsslStruct(conn->pg, "OpenSSL");
-
-        if (ssl && SSL_pending(ssl) > 0) {
-            continue;
-        }
-#endif
-
-        if (ioctl(conn->c->fd, FIONREAD, &n) == -1 || n <= 0) {
+        if (!ngx_pgasync_pending(conn)) {
             return NGX_OK;
         }
     }
+}
+
+
+/* bytes libpq has not read yet: in OpenSSL's buffer, or in the socket's */
+
+static ngx_uint_t
+ngx_pgasync_pending(ngx_pgasync_conn_t *conn)
+{
+    int    n;
+#if (NGX_SSL)
+    SSL   *ssl;
+
+    ssl = PQsslStruct(conn->pg, "OpenSSL");
+
+    if (ssl && SSL_pending(ssl) > 0) {
+        return 1;
+    }
+#endif
+
+    return ioctl(conn->c->fd, FIONREAD, &n) == 0 && n > 0;
 }
 
 
@@ -807,6 +834,31 @@ ngx_pgasync_read(ngx_pgasync_conn_t *conn)
         res = PQgetResult(conn->pg);
 
         if (res == NULL) {
+            break;
+        }
+
+        switch (PQresultStatus(res)) {
+
+        case PGRES_COPY_IN:
+        case PGRES_COPY_OUT:
+        case PGRES_COPY_BOTH:
+
+            /* would give a new result for ever; nothing here does COPY */
+
+            PQclear(res);
+            ngx_log_error(NGX_LOG_ERR, conn->c->log, 0,
+                          "pgasync \"%V\": \"%s\" started a COPY, "
+                          "which is not supported", &conn->db->name,
+                          op ? op->name : "?");
+
+            if (op) {
+                ngx_cpystrn((u_char *) op->sqlstate, (u_char *) "0A000", 6);
+            }
+
+            ngx_pgasync_fail(conn, NGX_PGASYNC_ERR_SQL);
+            return;
+
+        default:
             break;
         }
 
@@ -892,6 +944,20 @@ ngx_pgasync_read(ngx_pgasync_conn_t *conn)
         ngx_log_error(NGX_LOG_ERR, op->log, 0,
                       "pgasync \"%V\": \"%s\" failed with SQLSTATE %s",
                       &conn->db->name, op->name, op->sqlstate);
+
+        /*
+         * The statement as prepared on this connection may be what fails:
+         * "cached plan must not change result type" after a migration, a
+         * prepared statement gone.  The connection goes, and its cache.
+         */
+
+        if (ngx_strcmp(op->sqlstate, "0A000") == 0
+            || ngx_strcmp(op->sqlstate, "26000") == 0)
+        {
+            ngx_pgasync_free_slot(conn);
+            op->handler(op);
+            return;
+        }
     }
 
     ngx_pgasync_release(conn);
@@ -1198,6 +1264,8 @@ ngx_pgasync_listen_start(ngx_pgasync_listen_t *ls)
     ls->timer.log = ls->db->log;
     ls->timer.cancelable = 1;
     ls->running = 1;
+    ls->checking = 0;
+    ls->retry = 0;
 
     if (ngx_pgasync_connect(conn) != NGX_OK) {
         ngx_pgasync_listen_lost(ls);

@@ -353,3 +353,51 @@ location = /audit { controlplane_query gw "SELECT count(*) FROM audit_log"; }
 [200, 500, 500, 500]
 --- response_body_like eval
 [qr/^\[\{"n":\d+\}\]$/, qr/database-error/, qr/database-error/, qr/database-error/]
+
+
+
+=== TEST 15: a statement prepared before a migration changed its result type: one failure, then a new connection
+--- http_config
+controlplane_database cp {
+    server unix:$TEST_NGINX_PG_SOCKET;
+    dbname nutripro;
+    user nutripro_controlplane;
+    max_connections 1;
+}
+--- config
+location = /cached { controlplane_query cp "SELECT v FROM pgasync_migrated"; }
+location = /ping { return 200 "pong\n"; }
+--- request
+GET /ping
+--- nutripro_check
+psql("DROP TABLE IF EXISTS pgasync_migrated; CREATE TABLE pgasync_migrated (v int);"
+     . " INSERT INTO pgasync_migrated VALUES (1);"
+     . " GRANT SELECT ON pgasync_migrated TO nutripro_controlplane");
+my @r = curl_get("$Base/cached");
+is("$r[0] $r[1]", qq{200 [{"v":1}]\n}, "$name: prepared and run");
+psql("ALTER TABLE pgasync_migrated ALTER COLUMN v TYPE text");
+@r = curl_get("$Base/cached");
+is($r[0], 500, "$name: the statement as prepared fails once");
+@r = curl_get("$Base/cached");
+is("$r[0] $r[1]", qq{200 [{"v":"1"}]\n}, "$name: then runs on a new connection");
+psql("DROP TABLE pgasync_migrated");
+--- error_log
+failed with SQLSTATE 0A000
+
+
+
+=== TEST 16: a COPY is refused, not run for ever
+--- http_config
+controlplane_database cp {
+    server unix:$TEST_NGINX_PG_SOCKET;
+    dbname nutripro;
+    user nutripro_controlplane;
+}
+--- config
+location = /copy { controlplane_query cp "COPY (SELECT 1) TO STDOUT"; }
+--- request
+GET /copy
+--- error_code: 500
+--- response_body_like: database-error
+--- error_log
+started a COPY, which is not supported

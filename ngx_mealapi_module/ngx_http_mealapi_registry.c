@@ -623,6 +623,11 @@ ngx_http_mealapi_registry_exit_process(ngx_http_mealapi_registry_t *reg)
         }
 
         ngx_shmtx_unlock(&reg->shpool->mutex);
+
+        /* the next syncing worker may send them before this one exits */
+
+        ngx_http_mealapi_usage_release(ngx_http_cycle_get_module_main_conf(
+                                           ngx_cycle, ngx_mealapi_module));
     }
 
     sync->reg = NULL;

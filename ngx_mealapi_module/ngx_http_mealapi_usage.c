@@ -37,6 +37,7 @@ typedef struct {
     ngx_pgasync_op_t               op;
     ngx_pgasync_op_t               quota_op;
     ngx_msec_t                     next;
+    ngx_msec_t                     quota_next;  /* after a failed load */
     char                          *values[NGX_HTTP_MEALAPI_FLUSH_PARAMS];
     char                          *quota_values[1];   /* its own: both
                                                          may be in flight */
@@ -561,7 +562,8 @@ ngx_http_mealapi_quota_load(ngx_http_mealapi_main_conf_t *mmcf,
      */
 
     if (mmcf->usage_db == NULL || mmcf->throttle == NULL || fl->loading
-        || fl->flushing)
+        || fl->flushing
+        || (ngx_msec_int_t) (ngx_current_msec - fl->quota_next) < 0)
     {
         return;
     }
@@ -616,6 +618,9 @@ ngx_http_mealapi_quota_done(ngx_pgasync_op_t *op)
         ngx_log_error(NGX_LOG_WARN, op->log, 0,
                       "mealapi usage: loading quota use failed (%s)",
                       ngx_pgasync_status_text(op->status));
+
+        /* flushes go on meanwhile: tried again in a few seconds */
+        fl->quota_next = ngx_current_msec + 5000;
         goto done;
     }
 

@@ -237,3 +237,26 @@ ok($n > 0, "$name: served");
 ok(quit_nginx(), "$name: nginx exited, the final flush given up after query_timeout");
 ok(error_log_has(qr/final flush of \d+ rows failed with no answer within query_timeout/),
    "$name: and said so");
+
+
+
+=== TEST 14: while the month's quota use cannot be loaded, flushes go on
+--- flush: 300ms
+--- request
+GET /ping
+--- nutripro_check
+psql("DELETE FROM usage_daily WHERE tenant_id = $::TenantB");
+# a fresh start, with the quota use unreadable: its load fails and is
+# tried again every few seconds
+quit_nginx();
+psql("REVOKE SELECT ON gateway_usage_month FROM nutripro_gateway");
+my $root = $ENV{TEST_NGINX_SERVROOT};
+system($ENV{TEST_NGINX_BINARY}, '-p', "$root/", '-c', "$root/conf/nginx.conf") == 0
+    or die "nginx did not start";
+my $failed = wait_for(sub { error_log_has(qr/loading quota use failed/) }, 5);
+my $n = 0;
+for (1 .. 2) { my ($st) = curl_get("$Base/b/v1/samples"); $n++ if $st == 200 }
+my $flushed = wait_for(sub { usage_of($::TenantB, 'requests') == $n }, 3);
+psql("GRANT SELECT ON gateway_usage_month TO nutripro_gateway");
+ok($failed, "$name: the quota load failed");
+ok($n > 0 && $flushed, "$name: the $n requests were flushed meanwhile");
